@@ -1,0 +1,3 @@
+from robustreid.cli.main import main
+
+main()

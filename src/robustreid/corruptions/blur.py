@@ -1,0 +1,1 @@
+"""Corruptions: blur (being written)."""

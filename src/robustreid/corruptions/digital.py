@@ -1,0 +1,1 @@
+"""Corruptions: digital (being written)."""

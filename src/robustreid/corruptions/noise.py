@@ -1,0 +1,1 @@
+"""Corruptions: noise (being written)."""

@@ -1,0 +1,1 @@
+"""Corruptions: occlusion (being written)."""

@@ -1,0 +1,1 @@
+"""Corruptions: rain (being written)."""

@@ -1,0 +1,1 @@
+"""Corruptions: weather (being written)."""
