@@ -22,63 +22,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ._ops import box_blur, gaussian_blur, motion_blur, rgb_to_gray, separable_filter, to_uint8_255
 from .base import image_generator, register_corruption
 
 # ----------------------------------------------------------------------------------------------------------------
-# small private tensor helpers (float tensors N×C×H×W unless noted)
-
-
-def _gauss_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
-    """scipy.ndimage.gaussian_filter's kernel: radius int(truncate·σ + 0.5), normalised."""
-    radius = int(truncate * float(sigma) + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / float(sigma)) ** 2)
-    return k / k.sum()
-
-
-def _sep_conv(x: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, mode: str) -> torch.Tensor:
-    """Separable correlation of N×C×H×W with 1-D kernels (odd or even length; anchor at len//2) and padding mode.
-
-    Written as sums of shifted slices: on the CPU this is several times faster than a single-channel conv2d."""
-    h, w = x.shape[-2:]
-    kx = [float(v) for v in kx]
-    ky = [float(v) for v in ky]
-    lx, ly = len(kx), len(ky)
-    pl, pr = lx // 2, lx - 1 - lx // 2
-    pt, pb = ly // 2, ly - 1 - ly // 2
-    if mode == "reflect" and (max(pl, pr) >= w or max(pt, pb) >= h):
-        mode = "replicate"  # tiny images: reflect needs pad < size
-    y = F.pad(x, (pl, pr, 0, 0), mode=mode)
-    acc = y[..., 0:w] * kx[0]
-    for i in range(1, lx):
-        acc = acc + y[..., i:i + w] * kx[i]
-    y = F.pad(acc, (0, 0, pt, pb), mode=mode)
-    acc = y[..., 0:h, :] * ky[0]
-    for i in range(1, ly):
-        acc = acc + y[..., i:i + h, :] * ky[i]
-    return acc
-
-
-def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """skimage.filters.gaussian / scipy gaussian_filter with mode 'nearest', truncate 4."""
-    k = _gauss_kernel1d(sigma)
-    return _sep_conv(x, k, k, "replicate")
-
-
-def _box(x: torch.Tensor, ksize: int) -> torch.Tensor:
-    """cv2.blur: normalised ksize×ksize box, anchor ksize//2, border reflect-101."""
-    k = torch.full((ksize,), 1.0 / ksize, dtype=torch.float64)
-    return _sep_conv(x, k, k, "reflect")
-
-
-def _to_uint8_trunc(x255: torch.Tensor) -> torch.Tensor:
-    """The reference's final ``np.uint8(np.clip(x, 0, 1) * 255)``: clip, then truncate."""
-    return x255.clamp(0, 255).to(torch.uint8)
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """cv2 RGB2GRAY weights on float RGB N×3×H×W -> N×1×H×W."""
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+# helpers (float tensors N×C×H×W unless noted); filters, motion blur and gray come from ._ops
 
 
 def _draws(seeds: Sequence[int], fn) -> List:
@@ -100,46 +48,14 @@ def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     """Centre crop of ceil(side/zoom), then scipy.ndimage.zoom(order=1) (corner-aligned linear) by ``zoom``.
 
     The output is round(crop·zoom) per side, which may exceed the input by a pixel or two (the reference crops
-    later). ``x`` is N×C×H×W float."""
+    later, after the motion blur — which is why this is not ``_ops.zoom_center``, which crops at once). ``x`` is
+    N×C×H×W float."""
     h, w = x.shape[-2:]
     ch, cw = int(math.ceil(h / zoom)), int(math.ceil(w / zoom))
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = x[..., top:top + ch, left:left + cw]
     oh, ow = int(round(ch * zoom)), int(round(cw * zoom))
     return F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
-
-
-def _shift_motion_blur(layer: torch.Tensor, radius: int, sigma: float, angles: Sequence[float]) -> torch.Tensor:
-    """The reference's ``_motion_blur`` on N×1×H×W: sum over i of k[i]·(layer shifted by the i-th step along the
-    angle, edges replicated), with k a half Gaussian of length 2r+1; a step that leaves the image ends the sum."""
-    n, _, h, w = layer.shape
-    width = 2 * radius + 1
-    k = [math.exp(-(i ** 2) / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma) for i in range(width)]
-    z = sum(k)
-    k = [v / z for v in k]
-    pad = width
-    padded = F.pad(layer, (pad, pad, pad, pad), mode="replicate").reshape(n, -1)
-    wp = w + 2 * pad
-    ys = torch.arange(h, device=layer.device).view(h, 1)
-    xs = torch.arange(w, device=layer.device).view(1, w)
-    base = ((ys + pad) * wp + (xs + pad)).reshape(1, -1)
-    offsets = torch.zeros(n, width, dtype=torch.long)
-    weights = torch.zeros(n, width, dtype=layer.dtype)
-    for b, angle in enumerate(angles):
-        s, c = math.sin(math.radians(angle)), math.cos(math.radians(angle))
-        for i in range(width):
-            dy = -math.ceil(i * s - 0.5)
-            dx = -math.ceil(i * c - 0.5)
-            if abs(dy) >= h or abs(dx) >= w:
-                break
-            offsets[b, i] = -dy * wp - dx  # shifted[y, x] = layer[y - dy, x - dx]
-            weights[b, i] = k[i]
-    offsets = offsets.to(layer.device)
-    weights = weights.to(layer.device)
-    out = torch.zeros(n, h * w, dtype=layer.dtype, device=layer.device)
-    for i in range(width):
-        out += weights[:, i:i + 1] * torch.gather(padded, 1, base + offsets[:, i:i + 1])
-    return out.view(n, 1, h, w)
 
 
 @register_corruption("snow")
@@ -152,13 +68,13 @@ def snow(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Ten
     layer = torch.stack([d[0] for d in draws]).unsqueeze(1).to(dev) * scale + loc
     layer = _clipped_zoom(layer, zoom)
     layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1).float()
-    layer = _shift_motion_blur(layer, radius, sigma, [d[1] for d in draws])
+    layer = motion_blur(layer, radius, sigma, [d[1] for d in draws])
     layer = torch.round(layer * 255) / 255.0
     layer = layer[..., :h, :w]
     x = images.float() / 255.0
-    x = blend * x + (1 - blend) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
+    x = blend * x + (1 - blend) * torch.maximum(x, rgb_to_gray(x) * 1.5 + 0.5)
     out = x + layer + torch.flip(layer, dims=(-2, -1))
-    return _to_uint8_trunc(out.clamp(0, 1) * 255)
+    return to_uint8_255(out.clamp(0, 1) * 255)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -227,7 +143,7 @@ def fog(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tens
     x = images.float() / 255.0
     max_val = x.amax(dim=(1, 2, 3), keepdim=True)
     x = x + strength * plasma
-    return _to_uint8_trunc((x * max_val / (max_val + strength)).clamp(0, 1) * 255)
+    return to_uint8_255((x * max_val / (max_val + strength)).clamp(0, 1) * 255)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -331,7 +247,7 @@ def frost(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Te
         left = int(u[1] * max(tw - w, 1))
         crops.append(tex[:, top:top + h, left:left + w])
     fr = torch.stack(crops).to(images.device)
-    return _to_uint8_trunc(ci * images.float() + cf * fr)
+    return to_uint8_255(ci * images.float() + cf * fr)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -365,8 +281,8 @@ def _dilate3(m: torch.Tensor) -> torch.Tensor:
 
 def _canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """OpenCV Canny (aperture 3, L1 magnitude) on integer-valued float N×1×H×W -> bool edges."""
-    gx = _sep_conv(img, torch.tensor([-1., 0., 1.]), torch.tensor([1., 2., 1.]), "replicate")
-    gy = _sep_conv(img, torch.tensor([1., 2., 1.]), torch.tensor([-1., 0., 1.]), "replicate")
+    gx = separable_filter(img, [1., 2., 1.], [-1., 0., 1.], "nearest")
+    gy = separable_filter(img, [-1., 0., 1.], [1., 2., 1.], "nearest")
     ax, ay = gx.abs(), gy.abs()
     mag = ax + ay
     left, right = _shift2d(mag, 0, -1), _shift2d(mag, 0, 1)
@@ -448,17 +364,17 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
     n, _, h, w = images.shape
     dev = images.device
     noise = torch.stack(_draws(seeds, lambda g: torch.randn(h, w, generator=g, dtype=torch.float64)))  # N×H×W
-    liquid = _gaussian((noise.unsqueeze(1) * scale + loc).float().to(dev), sigma)
+    liquid = gaussian_blur((noise.unsqueeze(1) * scale + loc).float().to(dev), sigma)
     liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
     x = images.float() / 255.0
     if mode == 0:  # water
         l8 = (liquid * 255).clamp(0, 255).floor()
         edges = _canny(l8, 50, 150)
         dist = _edt_trunc(edges, 20)
-        dist = _box(dist, 3).floor()
+        dist = box_blur(dist, 3).floor()
         dist = _equalize_hist(dist)
         dist = _filter2d_u8(dist, _EMBOSS)
-        dist = _box(dist, 3)
+        dist = box_blur(dist, 3)
         m = l8 * dist
         mx = m.amax(dim=(1, 2, 3), keepdim=True)
         m = torch.where(mx > 0, m / mx.clamp(min=1e-12), torch.zeros_like(m)) * intensity
@@ -466,8 +382,8 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
         out = x + m * color
     else:  # mud
         m = (liquid > thr).float()
-        m = _gaussian(m, intensity)
+        m = gaussian_blur(m, intensity)
         m = torch.where(m < 0.8, torch.zeros_like(m), m)
         color = torch.tensor([63.0, 42.0, 20.0], device=dev).view(1, 3, 1, 1) / 255.0
         out = x * (1 - m) + color * m
-    return _to_uint8_trunc(out.clamp(0, 1) * 255)
+    return to_uint8_255(out.clamp(0, 1) * 255)
