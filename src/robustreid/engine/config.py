@@ -1,0 +1,190 @@
+"""The typed training configuration: ``TrainConfig`` = model + data + solver + losses + train + eval sections.
+
+Presets live in ``configs/*.yaml`` (``_base_`` inheritance); load one with overrides::
+
+    cfg = load_train_config("cpu_small", ["solver.lr=3e-4", "data.root=/data/market"])
+
+Every key is checked against these dataclasses: a typo or a value of the wrong type is a ``ConfigError`` naming
+the field (``cpu_small: unknown key 'lrr'; did you mean 'lr'?``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Literal, Optional, Union
+
+from ..config import ConfigError, from_dict, load_config, to_dict
+
+try:  # the models package owns ModelConfig (robustreid.models.config)
+    from ..models import ModelConfig
+except ImportError:  # pragma: no cover - only while the models package is being written
+
+    @dataclass
+    class ModelConfig:  # type: ignore[no-redef]
+        """Stand-in with the documented fields of ``robustreid.models.ModelConfig``."""
+
+        name: str = "bot"
+        backbone: str = "resnet50"
+        last_stride: int = 1
+        pooling: str = "gap"
+        neck: str = "bnneck"
+        embed_dim: int = 0
+        input_size: List[int] = field(default_factory=lambda: [256, 128])
+        pretrained: str = ""
+        mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+        std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+        backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
+        noise: List[Dict[str, Any]] = field(default_factory=list)
+        feat_bn_for_inference: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Where the training data comes from and how a training batch is drawn and augmented.
+
+    The crop size is the model's ``model.input_size``. ``p`` identities × ``k`` images per batch (PK sampler).
+    ``flip`` / ``pad`` are the basic augmentations applied on the training device (horizontal flip with
+    probability ``flip``; zero padding by ``pad`` pixels then a random crop back to the input size). ``augs`` are
+    batch augmentations (``robustreid.transforms.augment``), e.g. ``[{name: random_erasing, p: 0.5}]``.
+    """
+
+    dataset: str = "synthetic"
+    root: str = "data/synthetic"
+    options: Dict[str, Any] = field(default_factory=dict)
+    p: int = 16
+    k: int = 4
+    num_workers: int = 0
+    cache: bool = True
+    flip: float = 0.5
+    pad: int = 10
+    augs: List[Dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SolverConfig:
+    """Optimiser and learning-rate schedule (per iteration, a pure function of (epoch, iteration)).
+
+    ``warmup_epochs``: linear warm-up from ``warmup_factor``·lr to lr. ``schedule``: ``multistep`` (× ``gamma`` at
+    each epoch in ``steps``) or ``cosine`` (from lr at the end of warm-up to ``min_lr_factor``·lr at ``epochs``).
+    ``center_lr``: learning rate of the center-loss centres (their own SGD, as BoT).
+    """
+
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 3.5e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    wd_norm: float = 0.0
+    bias_lr_factor: float = 1.0
+    schedule: Literal["multistep", "cosine"] = "multistep"
+    warmup_epochs: float = 10.0
+    warmup_factor: float = 0.1
+    steps: List[int] = field(default_factory=lambda: [40, 70])
+    gamma: float = 0.1
+    min_lr_factor: float = 0.0
+    epochs: int = 120
+    clip_grad: float = 0.0
+    center_lr: float = 0.5
+
+
+@dataclass
+class TrainOptions:
+    """How the loop runs. ``checkpoint_period``: also save every N iterations (0 = only at the end of each epoch);
+    ``eval_period``: evaluate every N epochs (0 = only at the end); ``max_iters_per_epoch``: cap (0 = all)."""
+
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    log_period: int = 20
+    checkpoint_period: int = 0
+    eval_period: int = 0
+    max_iters_per_epoch: int = 0
+    tensorboard: bool = False
+    progress: bool = True
+    compile: bool = False
+
+
+@dataclass
+class EvalConfig:
+    flip: bool = False
+    metric: Literal["cosine", "euclidean"] = "cosine"
+    batch_size: int = 128
+
+
+def _default_losses() -> List[Dict[str, Any]]:
+    return [{"name": "ce", "weight": 1.0, "epsilon": 0.1}, {"name": "triplet", "weight": 1.0, "margin": 0.3}]
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    losses: List[Dict[str, Any]] = field(default_factory=_default_losses)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> "TrainConfig":
+        """Cross-field checks; raises :class:`ConfigError` naming the field."""
+        s, d = self.solver, self.data
+        if s.epochs < 1:
+            raise ConfigError(f"solver.epochs: expected >= 1, got {s.epochs}")
+        if s.lr <= 0:
+            raise ConfigError(f"solver.lr: expected > 0, got {s.lr}")
+        if s.warmup_epochs < 0 or s.warmup_epochs > s.epochs:
+            raise ConfigError(f"solver.warmup_epochs: expected 0..epochs ({s.epochs}), got {s.warmup_epochs}")
+        if not 0 < s.warmup_factor <= 1:
+            raise ConfigError(f"solver.warmup_factor: expected in (0, 1], got {s.warmup_factor}")
+        if list(s.steps) != sorted(s.steps):
+            raise ConfigError(f"solver.steps: expected increasing epochs, got {s.steps}")
+        if d.p < 1 or d.k < 1:
+            raise ConfigError(f"data.p / data.k: expected >= 1, got p={d.p}, k={d.k}")
+        if not 0 <= d.flip <= 1:
+            raise ConfigError(f"data.flip: expected a probability in [0, 1], got {d.flip}")
+        if d.pad < 0:
+            raise ConfigError(f"data.pad: expected >= 0, got {d.pad}")
+        size = list(self.model.input_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ConfigError(f"model.input_size: expected [height, width], got {self.model.input_size}")
+        for i, spec in enumerate(self.losses):
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ConfigError(f"losses[{i}]: expected a mapping with a 'name', got {spec!r}")
+        for i, spec in enumerate(d.augs):
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ConfigError(f"data.augs[{i}]: expected a mapping with a 'name', got {spec!r}")
+        if self.train.device not in ("auto", "cpu", "cuda") and not self.train.device.startswith("cuda:"):
+            raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got {self.train.device!r}")
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], where: str = "config") -> "TrainConfig":
+        return from_dict(cls, data, where).validate()
+
+
+def load_train_config(preset: Union[str, Path, None] = None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """A preset name (``cpu_small``) or YAML path, plus ``key=value`` overrides -> validated :class:`TrainConfig`."""
+    return load_config(TrainConfig, preset, list(overrides)).validate()
+
+
+def model_config_from_dict(data: Dict[str, Any], where: str = "model") -> ModelConfig:
+    return from_dict(ModelConfig, data, where)
+
+
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "SolverConfig",
+    "TrainOptions",
+    "EvalConfig",
+    "TrainConfig",
+    "load_train_config",
+    "model_config_from_dict",
+    "ConfigError",
+]
