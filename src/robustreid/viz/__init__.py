@@ -1,1 +1,5 @@
-"""robustreid.viz"""
+"""robustreid.viz: plotting helpers returning PNG bytes (heat-map, grouped bars, scatter, crop grids, ranked lists)."""
+
+from .plots import crop_grid, fig_to_png, grouped_bars, heatmap, image_grid, ranked_list_image, scatter_plot
+
+__all__ = ["crop_grid", "fig_to_png", "grouped_bars", "heatmap", "image_grid", "ranked_list_image", "scatter_plot"]

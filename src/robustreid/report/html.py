@@ -1,0 +1,409 @@
+"""The benchmark report: ONE self-contained HTML file (CSS inline, images as base64 PNG, no external resource).
+
+    >>> from robustreid.report import build_report
+    >>> build_report(["runs/bench"], "report.html")
+
+Sections: how to read it; overview table per model; per-family bars (models side by side); a corruption × severity
+heat-map per protocol and model; example corrupted crops; ranked lists (clean next to corrupted); configuration
+and the commands to reproduce each run. The numbers come from :mod:`robustreid.robustness.summary`; this module
+only lays them out. A small inline script writes a render status into ``#render-status`` (tables and images
+counted, images with zero natural size listed) for the headless-browser check.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX, NONE
+from ..robustness.results import load_runs
+from ..robustness.summary import (FAMILY_ORDER, clean_metrics, corruption_matrix, error_ratio, family_summary,
+                                  models_in, protocol_summary)
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_TITLES = {"clean": "clean", "query": "query corrupted", "gallery": "gallery corrupted",
+                   "both": "query + gallery corrupted"}
+
+CSS = """
+:root { --ink:#1d2433; --muted:#5b6478; --line:#dde2ea; --bg:#f6f8fb; --accent:#1f5fbf; --good:#1a9e3a; --bad:#d62728; }
+* { box-sizing: border-box; }
+body { margin:0; font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "DejaVu Sans", sans-serif;
+       color:var(--ink); background:var(--bg); }
+main { max-width: 1320px; margin: 0 auto; padding: 28px 32px 60px; background:#fff; min-height:100vh;
+       box-shadow: 0 0 0 1px var(--line); }
+h1 { font-size: 28px; margin: 0 0 4px; letter-spacing:-0.01em; }
+h2 { font-size: 21px; margin: 38px 0 10px; padding-bottom: 6px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 16px; margin: 22px 0 8px; color: var(--ink); }
+p, li { max-width: 980px; }
+.sub { color: var(--muted); margin: 0 0 18px; }
+nav { margin: 14px 0 6px; font-size: 14px; }
+nav a { color: var(--accent); text-decoration: none; margin-right: 16px; }
+.howto { background: #eef4fd; border-left: 4px solid var(--accent); padding: 10px 18px; border-radius: 4px; }
+.howto li { margin: 3px 0; }
+table { border-collapse: collapse; margin: 8px 0 14px; font-variant-numeric: tabular-nums; font-size: 14px; }
+th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: right; vertical-align: top; }
+th { background: #f0f3f8; font-weight: 600; color: var(--ink); text-align: center; }
+td.l, th.l { text-align: left; }
+td small { color: var(--muted); display:block; font-size: 12px; }
+tr:hover td { background: #fafbfd; }
+.num-good { color: var(--good); font-weight:600; } .num-bad { color: var(--bad); font-weight:600; }
+figure { margin: 10px 0 22px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; background:#fff; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; max-width: 980px; }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 8px 24px; }
+pre { background: #0f1729; color: #e6edf7; padding: 12px 14px; border-radius: 6px; overflow-x: auto;
+      font-size: 12.5px; line-height: 1.45; white-space: pre-wrap; word-break: break-all; }
+code { font-family: "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; }
+.note { color: var(--muted); font-size: 13px; }
+.tag { display:inline-block; padding: 0 7px; border-radius: 10px; background:#eef1f6; font-size:12px; color:var(--muted); }
+#render-status { color: var(--muted); font-size: 12px; margin-top: 40px; }
+"""
+
+STATUS_JS = """
+(function () {
+  function check() {
+    var imgs = document.images, bad = [], tables = document.querySelectorAll('table').length;
+    for (var i = 0; i < imgs.length; i++) { if (!(imgs[i].complete && imgs[i].naturalWidth > 0)) bad.push(imgs[i].alt || i); }
+    var el = document.getElementById('render-status');
+    el.setAttribute('data-status', bad.length ? 'broken' : 'ok');
+    el.setAttribute('data-images', imgs.length); el.setAttribute('data-tables', tables);
+    el.textContent = 'render check: ' + (bad.length ? 'BROKEN images: ' + bad.join(', ') : 'ok') +
+      ' (' + imgs.length + ' images, ' + tables + ' tables)';
+  }
+  if (document.readyState === 'complete') check(); else window.addEventListener('load', check);
+})();
+"""
+
+
+def _e(s) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _img(png: bytes, alt: str, caption: str = "") -> str:
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{b64}">{cap}</figure>'
+
+
+def _pct(v, std=None) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    s = f"{100 * v:.1f}"
+    if std is not None and std == std:
+        s += f" ± {100 * std:.1f}"
+    return s
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, cls: str = "") -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{h}</th>' for i, h in enumerate(headers))
+    body = []
+    for r in rows:
+        body.append("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r))
+                    + "</tr>")
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+# --------------------------------------------------------------------------------------------------------- sections
+def _overview(rows, reference: Optional[str]) -> str:
+    summ = protocol_summary(rows)
+    clean = clean_metrics(rows)
+    out_rows = []
+    mods = models_in(rows)
+    for model, ds in mods:
+        srcs = [s for s in ("mix", "sweep") if any(d["model"] == model and d["dataset"] == ds and d["source"] == s
+                                                   for d in summ)]
+        c = clean.get((model, ds))
+        for k, src in enumerate(srcs or ["clean"]):
+            cells = [f"<b>{_e(model)}</b>" if k == 0 else "", _e(ds) if k == 0 else ""]
+            cells.append(f"{_pct(c['mAP'])}<small>R1 {_pct(c['R1'])}</small>" if c and k == 0 else ("" if c else "–"))
+            n_passes = 0
+            n_cells = 0
+            for p in CORRUPTED_PROTOCOLS:
+                d = next((d for d in summ if d["model"] == model and d["dataset"] == ds and d["protocol"] == p
+                          and d["source"] == src), None)
+                if d is None:
+                    cells.append("–")
+                    continue
+                n_passes = max(n_passes, d["passes"])
+                n_cells = max(n_cells, d["cells"] // max(d["passes"], 1))
+                cells.append(f"{_pct(d['mAP'], d['mAP_std'])}<small>R1 {_pct(d['R1'], d['R1_std'])}</small>")
+            both = next((d for d in summ if d["model"] == model and d["dataset"] == ds and d["protocol"] == "both"
+                         and d["source"] == src), None)
+            ret = both["retained_mAP"] if both else math.nan
+            cells.append("–" if ret != ret else f"{100 * ret:.0f}%")
+            if src == "mix":
+                what = f"mix <span class=tag>{n_passes} pass{'es' if n_passes != 1 else ''}</span>"
+            elif src == "sweep":
+                what = f"sweep mean <span class=tag>{n_cells} cells</span>"
+            else:
+                what = "clean only"
+            cells.insert(2, what)
+            if reference:
+                er = error_ratio(rows, model, reference, "both", ds) if src == "sweep" else math.nan
+                cells.append("–" if er != er else f"{er:.2f}")
+            out_rows.append(cells)
+    heads = ["model", "dataset", "corruption protocol", "clean mAP %", "query corrupted", "gallery corrupted",
+             "query + gallery", "retained (both)"]
+    if reference:
+        heads.append(f"error ratio vs {_e(reference)}")
+    return _table(heads, out_rows, left=3, cls="overview")
+
+
+def _family_section(rows) -> str:
+    fam = family_summary(rows)
+    if not fam:
+        return '<p class="note">No sweep cells: per-family bars need the sweep mode.</p>'
+    clean = clean_metrics(rows)
+    mods = models_in(rows)
+    names = [f"{m}" if len({d for _, d in mods}) == 1 else f"{m} ({d})" for m, d in mods]
+    parts = []
+    for p in CORRUPTED_PROTOCOLS:
+        fams = [f for f in FAMILY_ORDER if any(d["family"] == f and d["protocol"] == p for d in fam)]
+        if not fams:
+            continue
+        vals = []
+        for m, ds in mods:
+            vals.append([next((d["mAP"] for d in fam if d["model"] == m and d["dataset"] == ds and d["protocol"] == p
+                               and d["family"] == f), math.nan) for f in fams])
+        ref = [clean.get(k, {}).get("mAP", math.nan) for k in mods]
+        png = _plots().grouped_bars(fams, names, vals, title=f"mAP per family — {PROTOCOL_TITLES[p]}",
+                                    ylabel="mean mAP %", reference=ref, reference_label="clean mAP")
+        parts.append(_img(png, f"family bars {p}"))
+    return '<div class="grid2">' + "".join(parts) + "</div>"
+
+
+def _heatmaps(rows) -> str:
+    parts = []
+    for m, ds in models_in(rows):
+        clean = clean_metrics(rows).get((m, ds), {})
+        figs = []
+        for p in CORRUPTED_PROTOCOLS:
+            corrs, sevs, mat = corruption_matrix(rows, m, p, "mAP", ds)
+            if not corrs:
+                continue
+            png = _plots().heatmap(mat, corrs, [str(s) for s in sevs], title=f"{m} — {PROTOCOL_TITLES[p]}",
+                                   xlabel="severity", cbar_label="mAP %",
+                                   vmax=100 * clean["mAP"] if clean.get("mAP") else None)
+            figs.append(_img(png, f"heatmap {m} {p}"))
+        if figs:
+            cm = f" (clean mAP {_pct(clean.get('mAP'))}%)" if clean else ""
+            parts.append(f"<h3>{_e(m)} on {_e(ds)}{cm}</h3><div class='grid2'>{''.join(figs)}</div>")
+    if not parts:
+        return '<p class="note">No sweep cells: heat-maps need the sweep mode.</p>'
+    return "".join(parts)
+
+
+def _plots():
+    from ..viz import plots
+
+    return plots
+
+
+def _load(root: Optional[str], rel: str):
+    from ..robustness.extract import read_image_any
+
+    p = Path(rel)
+    if not p.is_absolute() and root:
+        p = Path(root) / rel
+    return read_image_any(str(p))
+
+
+def _crop_section(metas, examples) -> str:
+    """One query crop under each corruption of the first run (middle severity) + a severity ladder."""
+    from ..corruptions import CORRUPTION_REGISTRY, FAMILIES
+    from ..robustness.apply import CorruptionTransform
+
+    for meta in metas:
+        cfg = meta.get("config") or {}
+        ex = next((e for e in examples if e.get("_run_dir") == meta.get("run_dir") and e.get("queries")), None)
+        if ex is None:
+            continue
+        root = ex.get("root") or cfg.get("root")
+        rel = ex["queries"][0]
+        try:
+            img = _load(root, rel)
+        except (OSError, ValueError) as e:
+            return f'<p class="note">Example crops unavailable: {_e(e)}</p>'
+        corrs = [c for c in (cfg.get("corruptions") or []) if c in CORRUPTION_REGISTRY]
+        sevs = cfg.get("severities") or [3]
+        mid = 3 if 3 in sevs else sevs[len(sevs) // 2]
+        ds, seed = cfg.get("dataset", ""), int(cfg.get("seed", 0))
+        crops, names = [img], ["clean"]
+        for c in corrs:
+            t = CorruptionTransform(ds, None, c, mid, 0, seed)
+            crops.append(t.apply([img], [rel])[0])
+            names.append(c)
+        html_parts = []
+        if len(crops) > 1:
+            png = _plots().crop_grid(crops, names, per_row=11, title=f"One query under each corruption, severity {mid}")
+            html_parts.append(_img(png, "corruption examples",
+                                   f"Query <code>{_e(rel)}</code> of {_e(ds)}; exactly the pixels the benchmark fed "
+                                   f"the model (same per-image seeds, pass 0)."))
+        if len(sevs) > 1 and corrs:
+            reps = []
+            for fam in FAMILY_ORDER:
+                pick = next((c for c in corrs if c in FAMILIES.get(fam, ())), None)
+                if pick:
+                    reps.append(pick)
+            grid = []
+            for c in reps:
+                rowimgs = [img]
+                for s in sevs:
+                    rowimgs.append(CorruptionTransform(ds, None, c, s, 0, seed).apply([img], [rel])[0])
+                grid.append(rowimgs)
+            png = _plots().image_grid(grid, row_titles=[c.replace("_", " ") for c in reps],
+                                      col_titles=["clean"] + [f"sev {s}" for s in sevs],
+                                      title="Severity ladder (one corruption per family)")
+            html_parts.append(_img(png, "severity ladder"))
+        return "".join(html_parts)
+    return '<p class="note">No example queries recorded (run the benchmark with examples &gt; 0).</p>'
+
+
+def _ranked_section(examples, n_queries: int = 4) -> str:
+    from ..robustness.apply import CorruptionTransform
+
+    parts = []
+    for ex in examples:
+        cor = ex.get("corrupted")
+        root = ex.get("root")
+        lists = []
+        try:
+            for i, rel in enumerate(ex["queries"][:n_queries]):
+                q = _load(root, rel)
+                cl = ex["clean"][i]
+                lists.append({"label": f"q{i + 1} clean", "query": q,
+                              "gallery": [_load(root, p) for p in cl["gallery"]], "match": cl["match"]})
+                if cor:
+                    kw = dict(mix_corruptions=cor.get("mix_corruptions") or (),
+                              mix_severities=cor.get("mix_severities") or (1, 2, 3, 4, 5))
+                    t = CorruptionTransform(ex["dataset"], None, cor["corruption"], cor["severity"], cor["pass"],
+                                            int(ex.get("seed", 0)), **kw)
+                    lst = cor["lists"][i]
+                    gimgs = t.apply([_load(root, p) for p in lst["gallery"]], lst["gallery"])
+                    lists.append({"label": f"q{i + 1} corrupted", "query": t.apply([q], [rel])[0],
+                                  "gallery": gimgs, "match": lst["match"]})
+        except (OSError, ValueError) as e:
+            parts.append(f'<p class="note">Ranked lists of {_e(ex.get("model"))} unavailable: {_e(e)}</p>')
+            continue
+        if not lists:
+            continue
+        what = ""
+        if cor:
+            what = ("mix protocol, pass " + str(cor["pass"]) if cor["corruption"] == MIX
+                    else f"{cor['corruption'].replace('_', ' ')}, severity {cor['severity']}")
+        png = _plots().ranked_list_image(lists, title=f"{ex.get('model')} — top-10, clean vs {what or 'corrupted'}")
+        parts.append(f"<h3>{_e(ex.get('model'))} on {_e(ex.get('dataset'))}</h3>" + _img(
+            png, f"ranked lists {ex.get('model')}",
+            "Each pair of rows: a query (blue frame) and its 10 nearest gallery crops, clean, then with query and "
+            f"gallery corrupted ({_e(what)}). Green = same identity, red = another identity."))
+    return "".join(parts) or '<p class="note">No ranked lists recorded.</p>'
+
+
+def _config_section(metas) -> str:
+    parts = []
+    for meta in metas:
+        cfg = meta.get("config") or {}
+        rows = [[_e(k), f"<code>{_e(json.dumps(v) if not isinstance(v, str) else v)}</code>"] for k, v in cfg.items()]
+        models = meta.get("models") or {}
+        mrows = []
+        for name, m in models.items():
+            seen = m.get("train_corruptions")
+            mrows.append([f"<b>{_e(name)}</b>", _e(m.get("checkpoint") or "(in-memory model)"),
+                          f"<code>{_e(m.get('fingerprint') or '–')}</code>", _e(m.get("train_dataset") or "–"),
+                          _e(", ".join(seen) if seen else "none recorded")])
+        cmds = meta.get("commands") or ([meta["command"]] if meta.get("command") else [])
+        vers = meta.get("versions") or {}
+        parts.append(
+            f"<h3>Run <code>{_e(meta.get('run_dir'))}</code></h3>"
+            + ("<p>Reproduce with:</p><pre><code>" + "\n".join(_e(c) for c in cmds) + "</code></pre>" if cmds else "")
+            + _table(["model", "checkpoint", "sha256 (16)", "trained on", "corruptions seen in training"], mrows, left=5)
+            + "<details><summary>Full configuration</summary>" + _table(["setting", "value"], rows, left=2)
+            + "</details>"
+            + f"<p class='note'>Versions: {_e(', '.join(f'{k} {v}' for k, v in vers.items()))}. "
+              f"Seeds: {_e((meta.get('seeds') or {}).get('rule', ''))}.</p>")
+    return "".join(parts)
+
+
+HOWTO = """
+<div class="howto"><b>How to read this report</b><ul>
+<li><b>mAP</b> (mean average precision) and <b>R1</b> (rank-1 accuracy) are in percent; higher is better.
+ Each model is evaluated <b>clean</b>, with only the <b>query</b> images corrupted, only the <b>gallery</b>
+ corrupted, and <b>both</b> corrupted (the headline number of corruption benchmarks).</li>
+<li><b>mix</b> is the published protocol: every image gets one random corruption and severity; it is repeated over
+ several passes (mean ± std). <b>sweep</b> evaluates every corruption × severity separately; its mean is over all
+ of them.</li>
+<li><b>retained</b> = corrupted mAP / clean mAP: 100% means the model does not care about the corruption.
+ The <b>error ratio</b> (when a reference model is named) is Σ(1 − mAP) over corruptions divided by the same sum
+ for the reference: below 1 is more robust than the reference.</li>
+<li>Heat-maps: one row per corruption, one column per severity; the colour scale tops at the clean mAP, so a dark
+ cell is a large drop. Family bars: dashed lines mark each model's clean mAP.</li>
+<li>Everything is seeded: the same command gives the same numbers (see <a href="#config">configuration</a>).</li>
+</ul></div>
+"""
+
+
+def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *, title: Optional[str] = None,
+                 reference_model: Optional[str] = None, max_ranked_queries: int = 4) -> Path:
+    """Write the self-contained HTML report of one or more benchmark run directories to ``out``."""
+    from ..utils.io import atomic_write_text
+
+    rows, metas = load_runs(run_dirs)
+    if not rows:
+        raise ValueError(f"no results in {', '.join(map(str, run_dirs))}: the benchmark has not finished a cell yet")
+    if reference_model is None:
+        reference_model = next(((m.get("config") or {}).get("reference_model") for m in metas
+                                if (m.get("config") or {}).get("reference_model")), None)
+    if reference_model and reference_model not in {r["model"] for r in rows}:
+        log.warning("reference model %s has no rows in these runs; error ratios omitted", reference_model)
+        reference_model = None
+    examples = []
+    for meta in metas:
+        for f in sorted((Path(meta["run_dir"]) / "examples").glob("*.json")):
+            try:
+                e = json.loads(f.read_text(encoding="utf-8"))
+                e["_run_dir"] = meta["run_dir"]
+                examples.append(e)
+            except ValueError:
+                log.warning("%s: unreadable, skipped", f)
+    datasets = sorted({r["dataset"] for r in rows})
+    models = [m for m, _ in models_in(rows)]
+    title = title or f"Robustness report — {', '.join(dict.fromkeys(models))} on {', '.join(datasets)}"
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    n_cells = len(rows)
+    sections = [
+        ("overview", "Overview", _overview(rows, reference_model)
+         + "<p class='note'>Cells show mAP % (± std over passes where there are several) with R1 % below.</p>"),
+        ("families", "Per-family robustness", _family_section(rows)),
+        ("heatmaps", "Corruption × severity", _heatmaps(rows)),
+        ("crops", "What the corruptions look like", _crop_section(metas, examples)),
+        ("ranked", "Ranked lists, clean vs corrupted", _ranked_section(examples, max_ranked_queries)),
+        ("config", "Configuration and how to reproduce", _config_section(metas)),
+    ]
+    nav = "".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections)
+    body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>{CSS}</style></head>
+<body><main>
+<h1>{_e(title)}</h1>
+<p class="sub">{n_cells} benchmark cells from {len(metas)} run{'s' if len(metas) != 1 else ''} · generated {now} by robustreid</p>
+<nav>{nav}</nav>
+{HOWTO}
+{body}
+<div id="render-status" data-status="pending">render check: pending (needs JavaScript)</div>
+</main>
+<script>{STATUS_JS}</script>
+</body></html>
+"""
+    out = Path(out)
+    atomic_write_text(out, doc)
+    return out

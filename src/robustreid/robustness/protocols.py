@@ -1,0 +1,177 @@
+"""The four evaluation protocols, the two modes and the per-image corruption choices.
+
+A *cell* of the benchmark is one (protocol, corruption, severity, pass) for one model on one dataset:
+
+- ``clean``: nothing corrupted (one cell, corruption ``"none"``, severity 0, pass 0);
+- ``query`` / ``gallery`` / ``both``: that side (or both) corrupted.
+
+Two modes choose the corruption of each image:
+
+- ``sweep``: every chosen corruption × severity is its own deterministic cell (``passes`` cells each when
+  ``passes > 1``, each pass with its own per-image seeds);
+- ``mix``: the published protocol — each image gets one random corruption and one random severity, chosen by a
+  generator seeded from ``derive_seed(dataset, path, "mix", pass, seed)``; cells have corruption ``"mix"``,
+  severity 0 and one row per pass (report mean ± std over passes).
+
+Every image's corruption randomness comes from :func:`robustreid.corruptions.image_seed` (dataset, path relative
+to the dataset root, corruption, severity, pass, seed), so a cell's corrupted images do not depend on the batch
+size, on the worker count, on the device nor on which other cells run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+from ..utils.seed import derive_seed
+
+PROTOCOLS = ("clean", "query", "gallery", "both")
+CORRUPTED_PROTOCOLS = ("query", "gallery", "both")
+MODES = ("sweep", "mix")
+#: which sides each protocol corrupts
+SIDES = {"clean": (), "query": ("query",), "gallery": ("gallery",), "both": ("query", "gallery")}
+NONE = "none"
+MIX = "mix"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell (for one model and dataset)."""
+
+    protocol: str
+    corruption: str
+    severity: int
+    pass_index: int
+
+    @property
+    def group(self) -> Tuple[str, int, int]:
+        """Cells of one group share their corrupted query and gallery features."""
+        return (self.corruption, self.severity, self.pass_index)
+
+
+def parse_protocols(protocols: Iterable[str] | str) -> Tuple[str, ...]:
+    if isinstance(protocols, str):
+        protocols = [p for p in protocols.replace(" ", "").split(",") if p]
+    out = []
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {p!r}; expected some of {', '.join(PROTOCOLS)}")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise ValueError(f"no protocol given; expected some of {', '.join(PROTOCOLS)}")
+    return tuple(p for p in PROTOCOLS if p in out)
+
+
+def parse_modes(modes: Iterable[str] | str) -> Tuple[str, ...]:
+    if isinstance(modes, str):
+        modes = [m for m in modes.replace(" ", "").split(",") if m]
+    out = []
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown mode {m!r}; expected sweep, mix or both (sweep,mix)")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise ValueError("no mode given; expected sweep, mix or sweep,mix")
+    return tuple(out)
+
+
+def parse_severities(spec: Iterable[int] | str | int) -> Tuple[int, ...]:
+    """``"1-5"``, ``"3"``, ``"1,3,5"`` or a sequence of ints -> sorted unique severities in 1..5."""
+    if isinstance(spec, int):
+        vals = [spec]
+    elif isinstance(spec, str):
+        vals = []
+        for part in spec.replace(" ", "").split(","):
+            if not part:
+                continue
+            try:
+                if "-" in part:
+                    a, b = part.split("-", 1)
+                    vals.extend(range(int(a), int(b) + 1))
+                else:
+                    vals.append(int(part))
+            except ValueError:
+                raise ValueError(f"severities: cannot read {part!r}; expected e.g. 3, 1-5 or 1,3,5") from None
+    else:
+        vals = [int(v) for v in spec]
+    bad = [v for v in vals if not 1 <= v <= 5]
+    if bad or not vals:
+        raise ValueError(f"severities must be integers in 1..5, got {spec!r}")
+    return tuple(sorted(set(vals)))
+
+
+def parse_corruptions(spec: Iterable[str] | str | None) -> Tuple[str, ...]:
+    """``"all"`` (the 20 benchmark corruptions), ``"occlusion"`` (the occlusion family), a family name
+    (noise, blur, weather, digital), ``"all+occlusion"``, or a comma list of names (checked against the registry)."""
+    from ..corruptions import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES
+
+    if spec is None:
+        return tuple(CORRUPTIONS)
+    items = [s for s in spec.replace(" ", "").split(",") if s] if isinstance(spec, str) else list(spec)
+    out: List[str] = []
+    for item in items:
+        if item == "all":
+            names: Sequence[str] = CORRUPTIONS
+        elif item == "all+occlusion":
+            names = tuple(CORRUPTIONS) + tuple(FAMILIES["occlusion"])
+        elif item in FAMILIES:
+            names = FAMILIES[item]
+        else:
+            if item not in CORRUPTION_REGISTRY:
+                known = ", ".join(sorted(CORRUPTION_REGISTRY.names()))
+                raise ValueError(f"unknown corruption {item!r}; known: all, occlusion, "
+                                 f"{', '.join(FAMILIES)}, {known}")
+            names = (item,)
+        for n in names:
+            if n not in out:
+                out.append(n)
+    if not out:
+        raise ValueError("no corruption given")
+    return tuple(out)
+
+
+def build_cells(protocols: Sequence[str], modes: Sequence[str], corruptions: Sequence[str],
+                severities: Sequence[int], passes: int, mix_passes: int | None = None) -> List[Cell]:
+    """All cells of one model in run order: clean first, then sweep groups, then mix passes."""
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
+    cells: List[Cell] = []
+    if "clean" in protocols:
+        cells.append(Cell("clean", NONE, 0, 0))
+    corrupted = [p for p in protocols if p != "clean"]
+    if "sweep" in modes:
+        for c in corruptions:
+            for s in severities:
+                for k in range(passes):
+                    cells.extend(Cell(p, c, int(s), k) for p in corrupted)
+    if "mix" in modes:
+        for k in range(mix_passes if mix_passes is not None else passes):
+            cells.extend(Cell(p, MIX, 0, k) for p in corrupted)
+    return cells
+
+
+def relative_path(path: str, root: str | None) -> str:
+    """The sample path relative to the dataset root (with '/'), the key of its seeds."""
+    p = str(path)
+    if root:
+        try:
+            rel = os.path.relpath(p, str(root))
+            if not rel.startswith(".."):
+                p = rel
+        except ValueError:  # other drive on Windows
+            pass
+    return p.replace("\\", "/")
+
+
+def mix_choice(dataset: str, path: str, pass_index: int, seed: int, corruptions: Sequence[str],
+               severities: Sequence[int]) -> Tuple[str, int]:
+    """The (corruption, severity) the mix protocol gives one image in one pass: a generator seeded from
+    ``derive_seed(dataset, path, "mix", pass, seed)`` draws the corruption uniformly, then the severity."""
+    rng = random.Random(derive_seed(dataset, path, MIX, int(pass_index), int(seed)))
+    c = corruptions[rng.randrange(len(corruptions))]
+    s = severities[rng.randrange(len(severities))]
+    return c, int(s)

@@ -1,0 +1,547 @@
+"""The benchmark runner: every (model, protocol, corruption, severity, pass) cell, cached, resumable, reproducible.
+
+    >>> from robustreid.robustness import run_benchmark
+    >>> rows = run_benchmark({"bot": "runs/bot/best.safetensors"}, "market1501", "runs/bench", root="data/market",
+    ...                      protocols="clean,query,gallery,both", modes="sweep", corruptions="all",
+    ...                      severities="1-5", passes=1, seed=0)
+
+How it works, per model:
+
+1. the clean query and gallery features are extracted once and cached in ``DIR/cache/<model>/<split>.safetensors``
+   (keyed by the checkpoint's hash, the dataset and the flip setting; a stale cache is recomputed);
+2. the cells are grouped by (corruption, severity, pass): a group extracts the corrupted query features and/or the
+   corrupted gallery features only when one of its unfinished protocols needs them, and evaluates
+   query (corrupted q vs clean g), gallery (clean q vs corrupted g) and both from them;
+3. each finished cell is appended atomically to ``DIR/results.csv`` and ``DIR/results.jsonl``; a re-run skips it.
+
+Timing columns (``extract_s``, ``corrupt_s``, ``metrics_s``) are charged to the first cell of a group that needed
+the work, so that their sums over a run are the time actually spent (the clean extraction is charged to the clean
+cell when it is computed rather than read from the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..utils.io import atomic_write_text
+from .apply import CorruptionTransform
+from .protocols import (CORRUPTED_PROTOCOLS, MIX, NONE, SIDES, Cell, build_cells, parse_corruptions, parse_modes,
+                        parse_protocols, parse_severities, relative_path)
+from .results import ResultStore
+
+log = logging.getLogger(__name__)
+
+ModelLike = Union[str, Path, torch.nn.Module, Callable]
+
+
+@dataclass
+class BenchModel:
+    """A model of the benchmark: its name, the callable, where it came from and what it saw in training."""
+
+    name: str
+    model: Callable
+    checkpoint: Optional[str] = None
+    fingerprint: Optional[str] = None
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------- models
+def file_fingerprint(path: Union[str, Path]) -> str:
+    """sha256 of a checkpoint file, or of the *.safetensors files of a run directory."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"checkpoint {path}: no such file, and no *.safetensors in it")
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def module_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of a module's state dict (names, shapes, bytes)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        t = v.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def default_model_name(checkpoint: Union[str, Path]) -> str:
+    p = Path(checkpoint)
+    if p.is_dir():
+        return p.name or "model"
+    if p.stem in ("model", "best", "last", "checkpoint") and p.parent.name:
+        return p.parent.name
+    return p.stem
+
+
+def checkpoint_training_info(checkpoint: Union[str, Path]) -> Dict[str, Any]:
+    """What the checkpoint's embedded config says about training: dataset, augmentations, corruptions seen.
+
+    Reads the safetensors metadata only (no tensors, nothing unpickled). Corruptions seen = the ``corruptions``
+    (minus ``holdout``) of every ``data.augs`` entry whose name mentions corruption; all 20 when it lists none.
+    """
+    from ..corruptions import CORRUPTIONS
+
+    p = Path(checkpoint)
+    files = [p] if p.is_file() else [f for f in (p / "best.safetensors", p / "model.safetensors") if f.exists()]
+    info: Dict[str, Any] = {}
+    if not files:
+        return info
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(files[0]), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as e:  # noqa: BLE001 - report, never fail the benchmark on metadata
+        return {"error": f"cannot read metadata of {files[0]}: {e}"}
+    cfg = None
+    for k in ("config", "train_config", "robustreid.config", "cfg"):
+        if k in meta:
+            try:
+                cfg = json.loads(meta[k])
+            except ValueError:
+                try:
+                    import yaml
+
+                    cfg = yaml.safe_load(meta[k])
+                except Exception:  # noqa: BLE001
+                    cfg = None
+            if isinstance(cfg, dict):
+                break
+    if not isinstance(cfg, dict):
+        return info
+    data = cfg.get("data") or {}
+    info["train_dataset"] = data.get("dataset") or data.get("name")
+    model = cfg.get("model") or {}
+    info["architecture"] = model.get("name") or model.get("backbone")
+    augs = data.get("augs") or cfg.get("augs") or []
+    names, seen = [], []
+    for a in augs if isinstance(augs, list) else []:
+        if isinstance(a, str):
+            a = {"name": a}
+        if not isinstance(a, dict):
+            continue
+        n = str(a.get("name", ""))
+        names.append(n)
+        if "corrupt" in n:
+            pool = a.get("corruptions") or list(CORRUPTIONS)
+            hold = set(a.get("holdout") or [])
+            for c in pool:
+                if c not in hold and c not in seen:
+                    seen.append(c)
+    info["train_augs"] = names
+    info["train_corruptions"] = seen
+    return info
+
+
+def resolve_models(models: Mapping[str, ModelLike] | Sequence[ModelLike], device) -> List[BenchModel]:
+    """Load checkpoints (``robustreid.engine.checkpoint.load_model``) and name the models."""
+    if not isinstance(models, Mapping):
+        named: Dict[str, ModelLike] = {}
+        for m in models:
+            base = default_model_name(m) if isinstance(m, (str, Path)) else type(m).__name__
+            name, k = base, 2
+            while name in named:
+                name, k = f"{base}_{k}", k + 1
+            named[name] = m
+        models = named
+    out = []
+    for name, m in models.items():
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"model name {name!r}: must be non-empty, without '/', not starting with '.'")
+        if isinstance(m, (str, Path)):
+            if not Path(m).exists():
+                raise FileNotFoundError(f"checkpoint {m} (model {name!r}) does not exist")
+            from ..engine.checkpoint import load_model  # type: ignore
+
+            mod = load_model(str(m), device=device)
+            out.append(BenchModel(name, mod, str(m), file_fingerprint(m), checkpoint_training_info(m)))
+        elif isinstance(m, torch.nn.Module):
+            m.eval()
+            out.append(BenchModel(name, m, None, module_fingerprint(m), {}))
+        elif callable(m):
+            # a plain function has no weights to hash: its clean features are cached only if it declares a
+            # ``fingerprint`` attribute (a string that changes whenever its output would)
+            fp = getattr(m, "fingerprint", None)
+            out.append(BenchModel(name, m, None, str(fp) if fp else None, {}))
+        else:
+            raise TypeError(f"model {name!r}: expected a checkpoint path, a torch module or a callable, "
+                            f"got {type(m).__name__}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def _versions() -> Dict[str, str]:
+    from .. import __version__
+
+    v = {"robustreid": __version__, "python": platform.python_version(), "torch": torch.__version__,
+         "numpy": np.__version__, "platform": platform.platform()}
+    return v
+
+
+def _device(device) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _eval_row(evaluator, qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank) -> Dict[str, float]:
+    res = evaluator(qf, gf, q_pids, g_pids, q_cams, g_cams, metric="cosine", max_rank=max_rank)
+    cmc = np.asarray(res.cmc, dtype=np.float64)
+
+    def at(k):
+        return float(cmc[min(k, len(cmc)) - 1]) if len(cmc) else float("nan")
+
+    return {"R1": at(1), "R5": at(5), "R10": at(10), "mAP": float(res.mAP), "mINP": float(res.mINP)}
+
+
+def topk_ranking(qf: np.ndarray, gf: np.ndarray, q_pids, g_pids, q_cams, g_cams, k: int = 10):
+    """For each query: indices of its ``k`` nearest valid gallery items (cosine; same pid & camera and pid -1
+    removed; ties by gallery index) and whether each is a match. Used for the report's ranked lists."""
+    q = qf / np.maximum(np.linalg.norm(qf, axis=1, keepdims=True), 1e-12)
+    g = gf / np.maximum(np.linalg.norm(gf, axis=1, keepdims=True), 1e-12)
+    sim = q @ g.T
+    out = []
+    for i in range(len(q)):
+        valid = ~(((g_pids == q_pids[i]) & (g_cams == q_cams[i])) | (g_pids == -1))
+        idx = np.nonzero(valid)[0]
+        order = idx[np.argsort(-sim[i, idx], kind="stable")][:k]
+        out.append(([int(j) for j in order], [bool(g_pids[j] == q_pids[i]) for j in order]))
+    return out
+
+
+def _pick_example_queries(q_pids: np.ndarray, n: int) -> List[int]:
+    """n queries of n different identities spread over the query list (deterministic)."""
+    first: Dict[int, int] = {}
+    for i, p in enumerate(q_pids.tolist()):
+        first.setdefault(p, i)
+    cand = list(first.values())
+    if not cand:
+        return []
+    step = max(1, len(cand) // max(1, n))
+    return cand[::step][:n]
+
+
+# ----------------------------------------------------------------------------------------------------------- runner
+def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset, out_dir: Union[str, Path], *,
+                  root: Optional[str] = None, protocols: Union[str, Sequence[str]] = ("clean", "query", "gallery", "both"),
+                  modes: Union[str, Sequence[str]] = ("sweep",), corruptions: Union[str, Sequence[str], None] = "all",
+                  severities: Union[str, Sequence[int], int] = (1, 2, 3, 4, 5), passes: int = 1,
+                  mix_passes: Optional[int] = None, mix_corruptions: Union[str, Sequence[str], None] = None,
+                  mix_severities: Union[str, Sequence[int], int] = (1, 2, 3, 4, 5), seed: int = 0,
+                  batch_size: int = 128, device=None, flip: bool = False, num_workers: int = 0,
+                  reference_model: Optional[str] = None, max_rank: int = 50, examples: int = 6,
+                  evaluator: Optional[Callable] = None, extractor: Optional[Callable] = None,
+                  command: Optional[str] = None, progress: bool = True, mode: Optional[str] = None) -> List[Dict]:
+    """Run (or resume) a robustness benchmark into ``out_dir``; returns all rows of ``out_dir/results.csv``.
+
+    ``models``: name -> checkpoint path / torch module / callable (uint8 N×3×H×W -> N×D), or a list (named after
+    the checkpoints). ``dataset``: a ``ReidDataset`` or a dataset name loaded with
+    ``robustreid.data.load_dataset(dataset, root)``. ``modes``: "sweep", "mix" or both. ``mix_corruptions``
+    defaults to the chosen ``corruptions``; ``mix_passes`` to ``passes``. ``evaluator`` defaults to
+    ``robustreid.eval.evaluate``; ``extractor`` to the engine's ``extract_features`` (plain callables use
+    :func:`robustreid.robustness.extract.simple_extract`).
+    """
+    if mode is not None:
+        modes = mode
+    prots = parse_protocols(protocols)
+    mds = parse_modes(modes)
+    corrs = parse_corruptions(corruptions)
+    sevs = parse_severities(severities)
+    mix_corrs = parse_corruptions(mix_corruptions) if mix_corruptions is not None else corrs
+    mix_sevs = parse_severities(mix_severities)
+    passes = int(passes)
+    mix_passes = int(mix_passes) if mix_passes is not None else passes
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dev = _device(device)
+    if evaluator is None:
+        from ..eval import evaluate as evaluator  # type: ignore[attr-defined,no-redef]
+
+    if isinstance(dataset, str):
+        from ..data import load_dataset  # type: ignore[attr-defined]
+
+        if root is None:
+            raise ValueError(f"dataset {dataset!r} given by name: pass its root folder too")
+        ds = load_dataset(dataset, root)
+    else:
+        ds = dataset
+    ds_name = ds.name
+    ds_root = root if root is not None else (ds.root or None)
+    if not ds.query or not ds.gallery:
+        raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be empty")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bms = resolve_models(models, dev)
+    if reference_model is not None and reference_model not in [b.name for b in bms]:
+        log.info("reference model %s is not in this run; the mCE ratio needs its rows in one of the report's runs",
+                 reference_model)
+
+    config = {
+        "dataset": ds_name, "root": str(ds_root) if ds_root else None, "protocols": list(prots), "modes": list(mds),
+        "corruptions": list(corrs), "severities": list(sevs), "passes": passes, "mix_passes": mix_passes,
+        "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs), "seed": int(seed),
+        "batch_size": int(batch_size), "device": str(dev), "flip": bool(flip), "num_workers": int(num_workers),
+        "reference_model": reference_model, "max_rank": int(max_rank),
+    }
+    _write_run_json(out, config, bms, command, len(ds.query), len(ds.gallery))
+
+    store = ResultStore(out)
+    cells = build_cells(prots, mds, corrs, sevs, passes, mix_passes)
+    q, g = ds.query, ds.gallery
+    q_pids = np.asarray([s.pid for s in q], dtype=np.int64)
+    g_pids = np.asarray([s.pid for s in g], dtype=np.int64)
+    q_cams = np.asarray([s.camid for s in q], dtype=np.int64)
+    g_cams = np.asarray([s.camid for s in g], dtype=np.int64)
+
+    for bm in bms:
+        ext = extractor or _default_extractor(bm.model)
+        todo = [c for c in cells if (bm.name, ds_name, c.protocol, c.corruption, c.severity, c.pass_index) not in store]
+        need_examples = examples > 0 and not (out / "examples" / f"{bm.name}.json").exists()
+        if not todo and not need_examples:
+            log.info("%s: all %d cells already done", bm.name, len(cells))
+            continue
+
+        def extract(samples, transform=None):
+            _sync(dev)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                f = ext(bm.model, samples, batch_size=batch_size, device=dev, flip=flip, transform=transform,
+                        num_workers=num_workers, progress=False)
+            _sync(dev)
+            f = np.asarray(f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f, dtype=np.float32)
+            if f.shape[0] != len(samples):
+                raise RuntimeError(f"model {bm.name}: extractor returned {f.shape[0]} features for {len(samples)} images")
+            return f, time.perf_counter() - t0
+
+        clean: Dict[str, np.ndarray] = {}
+        clean_time = 0.0
+        for split, samples in (("query", q), ("gallery", g)):
+            f, t = _cached_clean(out, bm, ds_name, ds_root, split, samples, flip, extract)
+            clean[split] = f
+            clean_time += t
+
+        base = {"model": bm.name, "dataset": ds_name, "seed": int(seed), "num_query": len(q), "num_gallery": len(g)}
+        pending_clean_time = clean_time
+        ex_group = _example_group(cells) if need_examples else None
+        examples_data: Dict[str, Any] = {}
+
+        if need_examples:
+            ids = _pick_example_queries(q_pids, examples)
+            qi = np.asarray(ids, dtype=np.int64)
+            rk = topk_ranking(clean["query"][qi], clean["gallery"], q_pids[qi], g_pids, q_cams[qi], g_cams)
+            examples_data = {"model": bm.name, "dataset": ds_name, "root": str(ds_root) if ds_root else None,
+                             "seed": int(seed), "queries": [relative_path(q[i].path, ds_root) for i in ids],
+                             "query_pids": q_pids[qi].tolist(),
+                             "clean": [{"gallery": [relative_path(g[j].path, ds_root) for j in r],
+                                        "match": m} for r, m in rk]}
+
+        groups: Dict[Tuple[str, int, int], List[Cell]] = {}
+        for c in todo:
+            groups.setdefault(c.group, []).append(c)
+        if ex_group is not None and ex_group not in groups:
+            groups[ex_group] = []  # recompute the example group's features once (resumed run)
+
+        it = groups.items()
+        bar = None
+        if progress:
+            try:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(groups), desc=f"bench {bm.name}", unit="cell", leave=False)
+            except ImportError:
+                bar = None
+
+        for (corr, sev, pas), group_cells in it:
+            if corr == NONE:
+                for c in group_cells:
+                    t0 = time.perf_counter()
+                    m = _eval_row(evaluator, clean["query"], clean["gallery"], q_pids, g_pids, q_cams, g_cams, max_rank)
+                    row = dict(base, protocol="clean", corruption=NONE, family="clean", severity=0, **{"pass": 0},
+                               **m, extract_s=pending_clean_time, corrupt_s=0.0, metrics_s=time.perf_counter() - t0)
+                    pending_clean_time = 0.0
+                    store.append(row)
+                if bar is not None:
+                    bar.update(1)
+                continue
+            needed = {side for c in group_cells for side in SIDES[c.protocol]}
+            if (corr, sev, pas) == ex_group:
+                needed |= {"query", "gallery"}
+            feats: Dict[str, np.ndarray] = {}
+            cost: Dict[str, Tuple[float, float]] = {}
+            for side, samples in (("query", q), ("gallery", g)):
+                if side not in needed:
+                    continue
+                tr = CorruptionTransform(ds_name, ds_root, corr, sev, pas, seed, device=dev,
+                                         mix_corruptions=mix_corrs, mix_severities=mix_sevs)
+                f, t = extract(samples, tr)
+                feats[side] = f
+                cost[side] = (max(t - tr.seconds, 0.0), tr.seconds)
+            for c in sorted(group_cells, key=lambda c: CORRUPTED_PROTOCOLS.index(c.protocol)):
+                qf = feats["query"] if "query" in SIDES[c.protocol] else clean["query"]
+                gf = feats["gallery"] if "gallery" in SIDES[c.protocol] else clean["gallery"]
+                ext_s = cor_s = 0.0
+                for side in SIDES[c.protocol]:
+                    if side in cost:
+                        ext_s += cost[side][0]
+                        cor_s += cost[side][1]
+                        del cost[side]
+                t0 = time.perf_counter()
+                m = _eval_row(evaluator, qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank)
+                from ..corruptions import family_of
+
+                row = dict(base, protocol=c.protocol, corruption=corr,
+                           family=("mix" if corr == MIX else family_of(corr)), severity=sev, **{"pass": pas}, **m,
+                           extract_s=ext_s, corrupt_s=cor_s, metrics_s=time.perf_counter() - t0)
+                store.append(row)
+            if (corr, sev, pas) == ex_group and examples_data:
+                qi = np.asarray([i for i, p in enumerate(q) if relative_path(p.path, ds_root)
+                                 in set(examples_data["queries"])], dtype=np.int64)
+                order = {p: k for k, p in enumerate(examples_data["queries"])}
+                qi = np.asarray(sorted(qi.tolist(), key=lambda i: order[relative_path(q[i].path, ds_root)]))
+                rk = topk_ranking(feats["query"][qi], feats["gallery"], q_pids[qi], g_pids, q_cams[qi], g_cams)
+                examples_data["corrupted"] = {
+                    "protocol": "both", "corruption": corr, "severity": sev, "pass": pas,
+                    "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs),
+                    "lists": [{"gallery": [relative_path(g[j].path, ds_root) for j in r], "match": m}
+                              for r, m in rk]}
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if examples_data:
+            atomic_write_text(out / "examples" / f"{bm.name}.json", json.dumps(examples_data, indent=1))
+    return list(store.rows)
+
+
+def _default_extractor(model):
+    from .extract import default_extractor
+
+    return default_extractor(model)
+
+
+def _example_group(cells: Sequence[Cell]) -> Optional[Tuple[str, int, int]]:
+    """The group whose corrupted ranked lists the report shows: mix pass 0, else the sweep group of the middle
+    chosen severity (3 when swept) of the first corruption."""
+    groups = [c.group for c in cells if c.corruption != NONE]
+    if not groups:
+        return None
+    for grp in groups:
+        if grp[0] == MIX and grp[2] == 0:
+            return grp
+    sevs = sorted({grp[1] for grp in groups})
+    mid = 3 if 3 in sevs else sevs[len(sevs) // 2]
+    for grp in groups:
+        if grp[1] == mid and grp[2] == 0:
+            return grp
+    return groups[0]
+
+
+def _cache_key(bm: BenchModel, ds_name: str, split: str, samples, flip: bool, root) -> Optional[str]:
+    if bm.fingerprint is None:
+        return None
+    h = hashlib.sha256()
+    h.update(json.dumps([bm.fingerprint, ds_name, split, bool(flip)]).encode())
+    for s in samples:
+        h.update(relative_path(s.path, root).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def _cached_clean(out: Path, bm: BenchModel, ds_name: str, root, split: str, samples, flip: bool,
+                  extract) -> Tuple[np.ndarray, float]:
+    """Clean features of one split: from DIR/cache/<model>/<split>.safetensors when its key matches."""
+    from ..eval.features import load_features, save_features
+
+    key = _cache_key(bm, ds_name, split, samples, flip, root)
+    path = out / "cache" / bm.name / f"{split}.safetensors"
+    if key is not None and path.exists():
+        try:
+            fs = load_features(path)
+            if fs.meta.get("cache_key") == key and len(fs) == len(samples):
+                return np.asarray(fs.features, dtype=np.float32), 0.0
+            log.info("%s: cache key changed, re-extracting", path)
+        except ValueError as e:
+            log.warning("%s: unreadable cache (%s), re-extracting", path, e)
+    f, t = extract(samples)
+    if key is not None:
+        save_features(path, f, [s.pid for s in samples], [s.camid for s in samples], [split] * len(samples),
+                      [relative_path(s.path, root) for s in samples],
+                      meta={"cache_key": key, "model": bm.name, "dataset": ds_name, "fingerprint": bm.fingerprint,
+                            "flip": str(bool(flip))})
+    return f, t
+
+
+_PINNED = ("dataset", "seed", "flip", "mix_corruptions", "mix_severities", "max_rank")
+
+
+def _write_run_json(out: Path, config: Dict, bms: List[BenchModel], command: Optional[str], nq: int, ng: int) -> None:
+    """DIR/run.json: command(s), config, seeds, versions, models. Refuses to mix incompatible settings in one DIR."""
+    path = out / "run.json"
+    old: Dict[str, Any] = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {}
+    oc = old.get("config") or {}
+    for k in _PINNED:
+        if k in oc and oc[k] != config[k]:
+            raise ValueError(f"{out} holds a run with {k}={oc[k]!r}, this one has {k}={config[k]!r}; results would "
+                             f"mix — use another --out directory")
+    old_models = old.get("models") or {}
+    for bm in bms:
+        om = old_models.get(bm.name)
+        if om and om.get("fingerprint") and bm.fingerprint and om["fingerprint"] != bm.fingerprint:
+            raise ValueError(f"{out}: model {bm.name!r} was benchmarked from another checkpoint "
+                             f"({om.get('checkpoint')}); name this one differently or use another --out")
+    models = dict(old_models)
+    for bm in bms:
+        models[bm.name] = {"checkpoint": bm.checkpoint, "fingerprint": bm.fingerprint, **bm.info}
+    merged = dict(oc)
+    for k, v in config.items():
+        if isinstance(v, list) and isinstance(merged.get(k), list) and k not in _PINNED:
+            merged[k] = list(dict.fromkeys(list(merged[k]) + v))
+        else:
+            merged[k] = v
+    cmd = command if command is not None else " ".join(sys.argv)
+    commands = list(old.get("commands") or [])
+    commands.append(cmd)
+    meta = {
+        "format": "robustreid.bench/1",
+        "command": cmd,
+        "commands": commands,
+        "config": merged,
+        "seeds": {"seed": config["seed"], "rule": "per image: image_seed(dataset, relpath, corruption, severity, "
+                  "pass, seed); mix choice: derive_seed(dataset, relpath, 'mix', pass, seed)"},
+        "versions": _versions(),
+        "models": models,
+        "num_query": nq,
+        "num_gallery": ng,
+        "started": old.get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_text(path, json.dumps(meta, indent=1))

@@ -1,0 +1,227 @@
+"""Plotting helpers (matplotlib, Agg backend): every function returns PNG bytes, ready to inline or save.
+
+- :func:`heatmap` — a labelled matrix with annotated values (corruption × severity);
+- :func:`grouped_bars` — groups (families) with one bar per series (models) side by side;
+- :func:`scatter_plot` — labelled points with a least-squares line;
+- :func:`image_grid` / :func:`crop_grid` — a grid of uint8 crops with row/column titles;
+- :func:`ranked_list_image` — a query and its top-k gallery crops, right (green) and wrong (red) framed.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+_STYLE = {"font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.labelsize": 10,
+          "figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False, "axes.spines.right": False}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig_to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "",
+            xlabel: str = "", ylabel: str = "", fmt: str = "{:.0f}", scale: float = 100.0, vmin: float = 0.0,
+            vmax: Optional[float] = None, cmap: str = "viridis", cbar_label: str = "") -> bytes:
+    """Annotated heat-map of ``matrix`` (rows × cols, NaN shown blank); values are multiplied by ``scale``."""
+    plt = _plt()
+    m = np.asarray(matrix, dtype=float) * scale
+    vmax = vmax if vmax is not None else (np.nanmax(m) if np.isfinite(m).any() else 1.0)
+    with plt.rc_context(_STYLE):
+        h = max(2.2, 0.32 * len(row_labels) + 1.2)
+        w = max(3.6, 0.75 * len(col_labels) + 2.6)
+        fig, ax = plt.subplots(figsize=(w, h))
+        im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+        ax.set_yticks(range(len(row_labels)), [str(r).replace("_", " ") for r in row_labels])
+        ax.tick_params(length=0)
+        for s in ax.spines.values():
+            s.set_visible(False)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                v = m[i, j]
+                if np.isfinite(v):
+                    rgba = im.cmap(im.norm(v))
+                    lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+                    ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8.5,
+                            color="black" if lum > 0.55 else "white")
+        if title:
+            ax.set_title(title, loc="left")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        cb.outline.set_visible(False)
+        if cbar_label:
+            cb.set_label(cbar_label)
+        return fig_to_png(fig)
+
+
+def grouped_bars(groups: Sequence[str], series: Sequence[str], values, *, title: str = "", ylabel: str = "",
+                 scale: float = 100.0, reference: Optional[Sequence[float]] = None,
+                 reference_label: str = "clean", annotate: bool = True) -> bytes:
+    """Bars: one group per ``groups`` entry, one bar per ``series`` (values: series × groups); optional dashed
+    line per series at ``reference[s]`` (e.g. the clean mAP)."""
+    plt = _plt()
+    v = np.asarray(values, dtype=float) * scale
+    ns, ng = len(series), len(groups)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * ng * max(1, ns) ** 0.5 + 2), 3.4))
+        width = 0.8 / max(ns, 1)
+        x = np.arange(ng)
+        for si, name in enumerate(series):
+            pos = x - 0.4 + width * (si + 0.5)
+            col = PALETTE[si % len(PALETTE)]
+            bars = ax.bar(pos, np.nan_to_num(v[si]), width * 0.92, label=name, color=col)
+            if annotate:
+                for b, val in zip(bars, v[si]):
+                    if np.isfinite(val):
+                        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{val:.0f}", ha="center",
+                                va="bottom", fontsize=8)
+            if reference is not None and np.isfinite(reference[si]):
+                ax.axhline(reference[si] * scale, color=col, ls="--", lw=1, alpha=0.8)
+        ax.set_xticks(x, list(groups))
+        ax.set_ylabel(ylabel)
+        top = np.nanmax(v) if np.isfinite(v).any() else 1
+        if reference is not None:
+            top = max(top, np.nanmax(np.asarray(reference, dtype=float) * scale))
+        ax.set_ylim(0, top * 1.15 + 1e-9)
+        if title:
+            ax.set_title(title, loc="left")
+        if ns > 1 or reference is not None:
+            handles, labels = ax.get_legend_handles_labels()
+            if reference is not None:
+                from matplotlib.lines import Line2D
+
+                handles.append(Line2D([], [], color="gray", ls="--"))
+                labels.append(f"{reference_label} (dashed)")
+            ax.legend(handles, labels, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+        ax.grid(axis="y", alpha=0.3)
+        return fig_to_png(fig)
+
+
+def scatter_plot(x: Sequence[float], y: Sequence[float], labels: Sequence[str], *, xlabel: str = "",
+                 ylabel: str = "", title: str = "") -> bytes:
+    plt = _plt()
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.2, 4.4))
+        ax.scatter(x, y, s=40, color=PALETTE[0], zorder=3)
+        for xi, yi, lab in zip(x, y, labels):
+            ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if len(x) >= 2 and np.ptp(x) > 0:
+            a, b = np.polyfit(x, y, 1)
+            xs = np.linspace(x.min(), x.max(), 10)
+            ax.plot(xs, a * xs + b, color="gray", ls="--", lw=1, label="least squares")
+            ax.legend(frameon=False, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title, loc="left", fontsize=10)
+        ax.grid(alpha=0.3)
+        return fig_to_png(fig)
+
+
+def _to_hwc(img) -> np.ndarray:
+    a = img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img)
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[2] != 3:
+        a = a.transpose(1, 2, 0)
+    return a.astype(np.uint8)
+
+
+def image_grid(rows: Sequence[Sequence], *, row_titles: Sequence[str] = (), col_titles: Sequence[str] = (),
+               title: str = "", cell_height: float = 1.25, frames: Optional[Sequence[Sequence[Optional[str]]]] = None,
+               fontsize: float = 8) -> bytes:
+    """A grid of crops (uint8 3×H×W tensors or H×W×3 arrays; None leaves a cell empty) with titles;
+    ``frames[r][c]`` a colour to frame a cell with."""
+    plt = _plt()
+    nr = len(rows)
+    nc = max((len(r) for r in rows), default=1)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(nr, nc, figsize=(nc * cell_height * 0.62 + 0.6, nr * cell_height + 0.4),
+                                 squeeze=False)
+        for r in range(nr):
+            for c in range(nc):
+                ax = axes[r][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                img = rows[r][c] if c < len(rows[r]) else None
+                for s in ax.spines.values():
+                    s.set_visible(False)
+                if img is None:
+                    ax.axis("off")
+                    continue
+                ax.imshow(_to_hwc(img), interpolation="nearest")
+                col = frames[r][c] if frames is not None and c < len(frames[r]) else None
+                if col:
+                    for s in ax.spines.values():
+                        s.set_visible(True)
+                        s.set_color(col)
+                        s.set_linewidth(3)
+                if r == 0 and c < len(col_titles):
+                    ax.set_title(str(col_titles[c]).replace("_", " "), fontsize=fontsize, fontweight="normal")
+                if c == 0 and r < len(row_titles):
+                    ax.set_ylabel(str(row_titles[r]), fontsize=fontsize, rotation=0, ha="right", va="center")
+        if title:
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
+        fig.subplots_adjust(wspace=0.08, hspace=0.25)
+        return fig_to_png(fig)
+
+
+def crop_grid(crops: Sequence, names: Sequence[str], *, per_row: int = 10, title: str = "",
+              captions: Optional[Sequence[str]] = None) -> bytes:
+    """Crops with one caption each, wrapped ``per_row`` per row (e.g. one query under every corruption)."""
+    plt = _plt()
+    n = len(crops)
+    nr = max(1, (n + per_row - 1) // per_row)
+    nc = min(per_row, max(n, 1))
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(nr, nc, figsize=(nc * 0.95 + 0.2, nr * 1.95 + 0.3), squeeze=False)
+        for k in range(nr * nc):
+            ax = axes[k // nc][k % nc]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if k >= n:
+                ax.axis("off")
+                continue
+            ax.imshow(_to_hwc(crops[k]), interpolation="nearest")
+            cap = (captions[k] if captions else names[k]).replace("_", " ")
+            if len(cap) > 12 and " " in cap:
+                cap = cap.replace(" ", "\n", 1)
+            ax.set_title(cap, fontsize=7.5, fontweight="normal")
+        if title:
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
+        fig.subplots_adjust(wspace=0.1, hspace=0.45)
+        return fig_to_png(fig)
+
+
+def ranked_list_image(lists: Sequence[dict], *, title: str = "", k: int = 10) -> bytes:
+    """Rows of ranked lists: each ``{"label": str, "query": img, "gallery": [img...], "match": [bool...]}``; the
+    query is framed blue, matches green, non-matches red (rank numbers above each crop)."""
+    rows: List[List] = []
+    frames: List[List[Optional[str]]] = []
+    titles: List[str] = []
+    for it in lists:
+        g = list(it["gallery"])[:k]
+        rows.append([it["query"], None] + g)
+        frames.append(["#1f5fbf", None] + ["#1a9e3a" if m else "#d62728" for m in list(it["match"])[:k]])
+        titles.append(it.get("label", ""))
+    cols = ["query", ""] + [str(i + 1) for i in range(k)]
+    return image_grid(rows, row_titles=titles, col_titles=cols, title=title, frames=frames, cell_height=1.35)
