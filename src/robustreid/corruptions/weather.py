@@ -22,11 +22,29 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._ops import box_blur, gaussian_blur, motion_blur, rgb_to_gray, separable_filter, to_uint8_255
+from ._ops import gaussian_blur, motion_blur, rgb_to_gray, separable_filter, to_uint8_255
 from .base import image_generator, register_corruption
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers (float tensors N×C×H×W unless noted); filters, motion blur and gray come from ._ops
+
+
+def box_blur_fast(x: torch.Tensor, k: int) -> torch.Tensor:
+    """cv2.blur (k×k mean, anchor k//2, border reflect-101) on N×C×H×W float, as sums of shifted slices.
+
+    Same result as ``_ops.box_blur`` (up to float rounding), several times faster on the CPU for small k."""
+    h, w = x.shape[-2:]
+    a = k // 2
+    mode = "reflect" if a < min(h, w) and k - 1 - a < min(h, w) else "replicate"
+    y = F.pad(x, (a, k - 1 - a, 0, 0), mode=mode)
+    acc = y[..., 0:w].clone()
+    for i in range(1, k):
+        acc += y[..., i:i + w]
+    y = F.pad(acc, (0, 0, a, k - 1 - a), mode=mode)
+    acc = y[..., 0:h, :].clone()
+    for i in range(1, k):
+        acc += y[..., i:i + h, :]
+    return acc / float(k * k)
 
 
 def _draws(seeds: Sequence[int], fn) -> List:
@@ -371,10 +389,10 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
         l8 = (liquid * 255).clamp(0, 255).floor()
         edges = _canny(l8, 50, 150)
         dist = _edt_trunc(edges, 20)
-        dist = box_blur(dist, 3).floor()
+        dist = box_blur_fast(dist, 3).floor()
         dist = _equalize_hist(dist)
         dist = _filter2d_u8(dist, _EMBOSS)
-        dist = box_blur(dist, 3)
+        dist = box_blur_fast(dist, 3)
         m = l8 * dist
         mx = m.amax(dim=(1, 2, 3), keepdim=True)
         m = torch.where(mx > 0, m / mx.clamp(min=1e-12), torch.zeros_like(m)) * intensity
