@@ -1,0 +1,1 @@
+"""Small self-contained studies (``robustreid study ...``). Each module runs end to end on bundled data."""
