@@ -1,0 +1,136 @@
+"""The trainer on a tiny on-disk dataset: files written, LR per iteration, exact resume mid-epoch, AMP fallback."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine_support import install_data_standins, make_dataset, tiny_config
+from robustreid.engine.schedule import lr_factor_from_config
+from robustreid.engine.trainer import Trainer, split_outputs, train
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("fake"))
+
+
+@pytest.fixture(autouse=True)
+def _standins(monkeypatch):
+    install_data_standins(monkeypatch)
+
+
+def test_train_writes_run_files_and_logs(dataset, tmp_path):
+    cfg = tiny_config("train.eval_period=1")
+    out = tmp_path / "run"
+    result = train(cfg, out, dataset=dataset)
+    for name in ("config.yaml", "model.safetensors", "best.safetensors", "state.pt", "metrics.jsonl", "train.log"):
+        assert (out / name).is_file(), name
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    train_recs = [r for r in recs if r["type"] == "train"]
+    evals = [r for r in recs if r["type"] == "eval"]
+    assert len(evals) == 2 and {"R1", "mAP", "mINP"} <= set(evals[0])
+    assert 0.0 <= result["final"]["mAP"] <= 1.0
+    assert result["best"]["mAP"] == max(e["mAP"] for e in evals)
+    ipe = len(train_recs) // 2
+    assert result["steps"] == len(train_recs) == 2 * ipe and ipe >= 2
+    # the logged learning rate is the schedule's, iteration by iteration (warm-up then the step at epoch 1)
+    for r in train_recs:
+        assert r["lr"] == pytest.approx(cfg.solver.lr * lr_factor_from_config(cfg.solver, r["epoch"], r["iter"], ipe))
+        assert {"loss", "ce", "triplet", "img_s"} <= set(r)
+    # the resolved config is saved and reloads to the same config
+    from robustreid.engine.config import load_train_config
+
+    assert load_train_config(str(out / "config.yaml")).to_dict() == cfg.to_dict()
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
+    # everything stateful at once: SGD momentum, center loss with its own optimiser, a batch augmentation,
+    # hidden-layer noise annealed by progress, checkpoints every iteration
+    cfg = tiny_config(
+        "train.checkpoint_period=1", "data.p=2",
+        "losses=[{name: ce, epsilon: 0.1}, {name: triplet, margin: 0.3}, {name: center, weight: 0.01}]",
+        "data.augs=[{name: random_erasing, p: 0.5}]",
+        "model.noise=[{layer: backbone.layer2, sigma: 0.2, schedule: linear}]",
+    )
+    full = tmp_path / "full"
+    train(cfg, full, dataset=dataset)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after(epoch_it):
+        def hook(trainer, epoch, it):
+            if (epoch, it) == epoch_it:
+                raise Killed()
+        return hook
+
+    part = tmp_path / "part"
+    with pytest.raises(Killed):
+        train(cfg, part, dataset=dataset, hooks=[kill_after((0, 1))])  # dies after the 2nd iteration of epoch 0
+    state = torch.load(part / "state.pt", weights_only=True)
+    assert (state["epoch"], state["iteration"]) == (0, 2)
+    train(cfg, part, dataset=dataset, resume=True)
+
+    a, b = _weights(full / "model.safetensors"), _weights(part / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa = torch.load(full / "state.pt", weights_only=True)
+    sb = torch.load(part / "state.pt", weights_only=True)
+    assert torch.equal(sa["criterion"]["losses.2.centers"], sb["criterion"]["losses.2.centers"])
+    assert sa["global_step"] == sb["global_step"]
+    # metrics of the killed part were trimmed to the checkpoint and re-logged once
+    steps = [json.loads(l)["step"] for l in (part / "metrics.jsonl").read_text().splitlines()
+             if json.loads(l)["type"] == "train"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) == sa["global_step"]
+
+
+def test_amp_request_on_cpu_trains_in_float32(dataset, tmp_path):
+    cfg = tiny_config("train.amp=bf16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1")
+    t = Trainer(cfg, tmp_path / "amp", dataset=dataset)
+    try:
+        res = t.train()
+    finally:
+        t.close()
+    assert t.amp == "off" and res["steps"] == 1
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())
+
+
+def test_split_outputs_clean_and_views():
+    out = {"logits": torch.arange(12.0).view(6, 2), "feat": torch.arange(6.0).view(6, 1), "scalar": torch.tensor(1.0)}
+    s = split_outputs(out, [2, 2, 2])
+    assert torch.equal(s["logits"], out["logits"][:2])
+    assert [torch.equal(v["feat"], out["feat"][2 * i + 2:2 * i + 4]) for i, v in enumerate(s["views"])] == [True, True]
+    assert torch.equal(s["scalar"], out["scalar"]) and "scalar" not in s["views"][0]
+
+
+def test_views_go_through_one_forward(dataset, tmp_path):
+    """A batch augmentation adding views: the model sees clean + views at once, losses get outputs['views']."""
+    from robustreid.losses import LOSSES
+
+    seen = {}
+
+    class ViewProbe(torch.nn.Module):
+        def forward(self, outputs, batch):
+            seen["n_clean"] = outputs["logits"].shape[0]
+            seen["n_views"] = [v["logits"].shape[0] for v in outputs["views"]]
+            return outputs["logits"].sum() * 0.0
+
+    if "view_probe_test" not in LOSSES:
+        LOSSES.add("view_probe_test", lambda: ViewProbe())
+    cfg = tiny_config("data.augs=[{name: augmix}]", "losses=[{name: ce}, {name: view_probe_test}]",
+                      "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1")
+    t = Trainer(cfg, tmp_path / "views", dataset=dataset)
+    try:
+        t.setup()
+        batch = next(iter(t.loader))
+        t.train_step(batch, 0, 0)
+    finally:
+        t.close()
+    assert seen == {"n_clean": 6, "n_views": [6, 6]}
