@@ -1,0 +1,239 @@
+"""Pretrained weights from disk (torchvision ResNet, IBN-Net, timm ViT, or a robustreid checkpoint) by key
+mapping, and a readable comparison of a checkpoint with a model (``check_state_dict``).
+
+Nothing is downloaded: the user provides the file. ``.safetensors`` files are read with safetensors, ``.pth`` /
+``.pt`` / ``.bin`` with ``torch.load(weights_only=True)`` (never unpickling arbitrary objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "module", "net")
+_RESNET_IGNORED = ("fc.",)
+_VIT_IGNORED = ("head.", "head_dist.", "fc_norm.", "pre_logits.", "dist_token")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model; the message says what differs."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did. ``mismatched`` holds ``(key, checkpoint shape, model shape)``;
+    ``ignored`` the checkpoint keys dropped on purpose (the ImageNet classifier ``fc.*`` / ``head.*``)."""
+
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
+    ignored: List[str] = field(default_factory=list)
+    loaded: List[str] = field(default_factory=list)
+    format: str = ""
+    resized: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        parts = [f"{self.format or 'checkpoint'}: loaded {len(self.loaded)} tensors"]
+        if self.resized:
+            parts.append(f"resized {', '.join(self.resized)}")
+        if self.ignored:
+            parts.append(f"ignored {len(self.ignored)} ({_short(self.ignored, 4)})")
+        if self.missing:
+            parts.append(f"missing {len(self.missing)} ({_short(self.missing, 4)})")
+        if self.unexpected:
+            parts.append(f"unexpected {len(self.unexpected)} ({_short(self.unexpected, 4)})")
+        if self.mismatched:
+            parts.append("shape mismatches: " + "; ".join(_mismatch_line(*m) for m in self.mismatched[:4]))
+        return "; ".join(parts)
+
+
+def _shape(s: Sequence[int]) -> str:
+    return "×".join(str(int(v)) for v in s) if len(s) else "scalar"
+
+
+def _short(keys: Sequence[str], n: int = 8) -> str:
+    keys = list(keys)
+    head = ", ".join(keys[:n])
+    return head + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def _mismatch_line(key: str, ckpt: Sequence[int], model: Sequence[int]) -> str:
+    line = f"{key}: checkpoint has {_shape(ckpt)}, model has {_shape(model)}"
+    if "classifier" in key and len(ckpt) and len(model) and ckpt[0] != model[0]:
+        line += " — trained on another dataset? use reset_classifier/--num-classes"
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read tensors from a .safetensors / .pth / .pt / .bin file (no arbitrary unpickling); unwraps
+    ``{"state_dict": ...}`` / ``{"model": ...}`` containers and a DataParallel ``module.`` prefix."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"pretrained weights: no file {str(p)!r} (nothing is downloaded: provide the file)")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            sd: object = load_file(str(p), device="cpu")
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{p}: not a readable safetensors file: {e}") from None
+    else:
+        try:
+            sd = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{p}: cannot be read as a tensor checkpoint with torch.load(weights_only=True) "
+                             f"(only plain state dicts are accepted): {str(e).splitlines()[0] if str(e) else e!r}") from None
+    for _ in range(3):
+        if isinstance(sd, Mapping):
+            inner = next((sd[k] for k in _WRAPPER_KEYS if isinstance(sd.get(k), Mapping)), None)
+            if inner is not None and not any(torch.is_tensor(v) for v in sd.values()):
+                sd = inner
+                continue
+        break
+    if not isinstance(sd, Mapping):
+        raise ValueError(f"{p}: expected a state dict (name -> tensor), got {type(sd).__name__}")
+    out = {str(k): v for k, v in sd.items() if torch.is_tensor(v)}
+    if not out:
+        raise ValueError(f"{p}: no tensors found")
+    for prefix in ("module.", "model."):
+        if all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return out
+
+
+def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
+    """'robustreid' (keys under ``backbone.``), 'vit' (timm) or 'resnet' (torchvision / IBN-Net)."""
+    keys = list(sd)
+    if any(k.startswith("backbone.") for k in keys):
+        return "robustreid"
+    if "patch_embed.proj.weight" in sd:
+        return "vit"
+    if "conv1.weight" in sd and any(k.startswith("layer1.") for k in keys):
+        return "resnet"
+    raise ValueError("checkpoint is neither a torchvision ResNet (conv1.weight, layer1.*), a timm ViT "
+                     f"(patch_embed.proj.weight, blocks.*) nor a robustreid model (backbone.*); first keys: {_short(keys, 5)}")
+
+
+def _map_keys(sd: Mapping[str, torch.Tensor], fmt: str, report: LoadReport) -> Dict[str, torch.Tensor]:
+    out: Dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        if fmt == "robustreid":
+            if k.startswith("backbone."):
+                out[k[len("backbone."):]] = v
+            else:
+                report.ignored.append(k)
+        elif fmt == "resnet":
+            if k.startswith(_RESNET_IGNORED):
+                report.ignored.append(k)
+            else:
+                out[k] = v
+        else:  # vit
+            if k.startswith(_VIT_IGNORED):
+                report.ignored.append(k)
+            else:
+                out[k] = v
+    return out
+
+
+def load_pretrained(model: nn.Module, path: Union[str, Path], *, strict: bool = False) -> LoadReport:
+    """Load backbone weights from ``path`` into ``model.backbone`` (or into ``model`` if it is a bare backbone).
+
+    torchvision ResNet keys (``conv1.weight``, ``layer1.0.conv1.weight``...) and timm ViT keys
+    (``patch_embed.proj.weight``, ``cls_token``, ``pos_embed``, ``blocks.N.attn.qkv.weight``...) map 1:1 to our
+    backbones; ``fc.*`` / ``head.*`` are ignored; ``pos_embed`` is resized (bicubic) to the model's patch grid.
+    Tensors whose shape does not fit are skipped and listed in ``mismatched``. ``strict=True`` raises
+    :class:`CheckpointMismatchError` when anything is missing, unexpected or mismatched."""
+    target = getattr(model, "backbone", model)
+    sd = read_state_dict(path)
+    fmt = detect_format(sd)
+    report = LoadReport(format=fmt)
+    is_vit = hasattr(target, "patch_embed")
+    if fmt == "vit" and not is_vit:
+        raise CheckpointMismatchError(f"{path}: a ViT checkpoint (timm) cannot initialise the CNN backbone "
+                                      f"{type(target).__name__}; pick a vit_* backbone or another file")
+    if fmt == "resnet" and is_vit:
+        raise CheckpointMismatchError(f"{path}: a ResNet checkpoint cannot initialise a ViT backbone")
+    mapped = _map_keys(sd, fmt, report)
+    if is_vit and "pos_embed" in mapped:
+        mapped["pos_embed"] = _fit_pos_embed(mapped["pos_embed"], target, "dist_token" in sd, report)
+    own = target.state_dict()
+    to_load: Dict[str, torch.Tensor] = {}
+    for k, v in mapped.items():
+        if k not in own:
+            report.unexpected.append(k)
+        elif tuple(v.shape) != tuple(own[k].shape):
+            report.mismatched.append((k, tuple(v.shape), tuple(own[k].shape)))
+        else:
+            to_load[k] = v.to(dtype=own[k].dtype)
+    report.loaded = sorted(to_load)
+    report.missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")
+                      and not any(k == m[0] for m in report.mismatched)]
+    if strict and not report.ok:
+        raise CheckpointMismatchError(f"{path}: pretrained weights do not fit the backbone: {report.summary()}")
+    with torch.no_grad():
+        target.load_state_dict(to_load, strict=False)
+    return report
+
+
+def _fit_pos_embed(pos: torch.Tensor, vit: nn.Module, has_dist: bool, report: LoadReport) -> torch.Tensor:
+    from .backbones.vit import resize_pos_embed
+
+    if has_dist and pos.dim() == 3:  # DeiT-distilled: drop the distillation token's position
+        pos = torch.cat([pos[:, :1], pos[:, 2:]], dim=1)
+    grid = tuple(vit.grid)
+    if pos.dim() == 3 and pos.shape[1] == 1 + grid[0] * grid[1]:
+        return pos
+    try:
+        resized = resize_pos_embed(pos, grid)
+    except ValueError as e:
+        raise CheckpointMismatchError(f"pos_embed: cannot fit the checkpoint's {tuple(pos.shape)} to the "
+                                      f"{grid[0]}×{grid[1]} grid: {e}") from None
+    report.resized.append(f"pos_embed {_shape(pos.shape)} -> {_shape(resized.shape)}")
+    return resized
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def diff_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]):
+    """(missing, unexpected, mismatched) between a model and a state dict."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in own
+                  if k in state_dict and torch.is_tensor(state_dict[k]) and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, mismatched
+
+
+def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: Optional[str] = None) -> None:
+    """Raise :class:`CheckpointMismatchError` describing every difference between ``state_dict`` and ``model``
+    (missing / unexpected keys, shape mismatches, with hints); return None when it loads cleanly."""
+    missing, unexpected, mismatched = diff_state_dict(model, state_dict)
+    if not (missing or unexpected or mismatched):
+        return None
+    cfg = getattr(model, "config", None)
+    what = type(model).__name__ + (f" (backbone {cfg.backbone})" if cfg is not None and hasattr(cfg, "backbone") else "")
+    lines = [f"checkpoint{' ' + source if source else ''} does not fit the model {what}:"]
+    if mismatched:
+        lines.append(f"- shape mismatches ({len(mismatched)}):")
+        lines += [f"    {_mismatch_line(*m)}" for m in mismatched[:8]]
+        if len(mismatched) > 8:
+            lines.append(f"    and {len(mismatched) - 8} more")
+    if missing:
+        lines.append(f"- missing from the checkpoint ({len(missing)}): {_short(missing)}")
+    if unexpected:
+        lines.append(f"- unexpected in the checkpoint ({len(unexpected)}): {_short(unexpected)}")
+    if unexpected and all(k.startswith("module.") for k in unexpected):
+        lines.append("hint: the checkpoint keys start with 'module.' (saved from DistributedDataParallel); "
+                     "strip the prefix or save model.module")
+    elif len(mismatched) > 2 or (missing and unexpected):
+        lines.append("hint: the checkpoint was made with another architecture (backbone, width, pooling, "
+                     "embedding or neck); build the model from the checkpoint's own config")
+    raise CheckpointMismatchError("\n".join(lines))
