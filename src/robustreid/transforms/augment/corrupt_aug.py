@@ -57,6 +57,10 @@ class CorruptionAug:
         self.seen_corruptions: Tuple[str, ...] = tuple(c for c in pool if c not in self.held_out)
         if not self.seen_corruptions:
             raise ValueError("corruption_aug: every corruption is held out; nothing left to train on")
+        missing = [c for c in self.seen_corruptions if c not in C.CORRUPTION_REGISTRY]
+        if missing:
+            raise ValueError(f"corruption_aug: corruption(s) {missing} are not implemented (registered: "
+                             f"{', '.join(sorted(C.CORRUPTION_REGISTRY.names()))}); hold them out or list others")
         lo, hi = (int(s) for s in severity)
         if not 1 <= lo <= hi <= 5:
             raise ValueError(f"corruption_aug.severity: expected [min, max] within 1..5, got {list(severity)}")
