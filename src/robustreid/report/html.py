@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import time
+
+import numpy as np
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -163,7 +165,7 @@ def _family_section(rows) -> str:
     clean = clean_metrics(rows)
     mods = models_in(rows)
     names = [f"{m}" if len({d for _, d in mods}) == 1 else f"{m} ({d})" for m, d in mods]
-    parts = []
+    panels = []
     for p in CORRUPTED_PROTOCOLS:
         fams = [f for f in FAMILY_ORDER if any(d["family"] == f and d["protocol"] == p for d in fam)]
         if not fams:
@@ -172,32 +174,46 @@ def _family_section(rows) -> str:
         for m, ds in mods:
             vals.append([next((d["mAP"] for d in fam if d["model"] == m and d["dataset"] == ds and d["protocol"] == p
                                and d["family"] == f), math.nan) for f in fams])
-        ref = [clean.get(k, {}).get("mAP", math.nan) for k in mods]
-        png = _plots().grouped_bars(fams, names, vals, title=f"mAP per family — {PROTOCOL_TITLES[p]}",
-                                    ylabel="mean mAP %", reference=ref, reference_label="clean mAP")
-        parts.append(_img(png, f"family bars {p}"))
-    return '<div class="grid2">' + "".join(parts) + "</div>"
+        panels.append({"title": PROTOCOL_TITLES[p], "groups": fams, "values": vals})
+    ref = [clean.get(k, {}).get("mAP", math.nan) for k in mods]
+    png = _plots().bar_panels(panels, names, suptitle="Mean mAP per corruption family (sweep cells)",
+                              ylabel="mAP %", reference=ref, reference_label="clean mAP")
+    return _img(png, "family bars", "Bars: mean mAP over the family's corruptions and swept severities, one bar per "
+                "model; dashed lines: each model's clean mAP. The gap between bar and line is what the family costs.")
 
 
 def _heatmaps(rows) -> str:
     parts = []
     for m, ds in models_in(rows):
         clean = clean_metrics(rows).get((m, ds), {})
-        figs = []
+        mats, titles, corrs, sevs = [], [], None, None
         for p in CORRUPTED_PROTOCOLS:
-            corrs, sevs, mat = corruption_matrix(rows, m, p, "mAP", ds)
-            if not corrs:
+            c, s, mat = corruption_matrix(rows, m, p, "mAP", ds)
+            if not c:
                 continue
-            png = _plots().heatmap(mat, corrs, [str(s) for s in sevs], title=f"{m} — {PROTOCOL_TITLES[p]}",
-                                   xlabel="severity", cbar_label="mAP %",
-                                   vmax=100 * clean["mAP"] if clean.get("mAP") else None)
-            figs.append(_img(png, f"heatmap {m} {p}"))
-        if figs:
-            cm = f" (clean mAP {_pct(clean.get('mAP'))}%)" if clean else ""
-            parts.append(f"<h3>{_e(m)} on {_e(ds)}{cm}</h3><div class='grid2'>{''.join(figs)}</div>")
+            if corrs is None:
+                corrs, sevs = c, s
+            if c != corrs or s != sevs:  # align to the first panel's rows / columns
+                full = np.full((len(corrs), len(sevs)), np.nan)
+                for i, cc in enumerate(c):
+                    for j, ss in enumerate(s):
+                        if cc in corrs and ss in sevs:
+                            full[corrs.index(cc), sevs.index(ss)] = mat[i, j]
+                mat = full
+            mats.append(mat)
+            titles.append(PROTOCOL_TITLES[p])
+        if not mats:
+            continue
+        cm = f" — clean mAP {_pct(clean.get('mAP'))}%" if clean else ""
+        vmax = max(100 * clean.get("mAP", 0.0), float(np.nanmax([np.nanmax(x) for x in mats])) * 100
+                   if any(np.isfinite(x).any() for x in mats) else 1.0)
+        png = _plots().heatmap_panels(mats, titles, corrs, [str(s) for s in sevs], suptitle=f"{m} on {ds}{cm}",
+                                      cbar_label="mAP %", vmax=vmax)
+        parts.append(_img(png, f"heatmap {m}"))
     if not parts:
         return '<p class="note">No sweep cells: heat-maps need the sweep mode.</p>'
-    return "".join(parts)
+    return ("<p class='note'>mAP % per corruption (rows) and severity (columns); the colour scale is shared and tops "
+            "at the clean mAP (or the best cell), so dark cells are large drops.</p>" + "".join(parts))
 
 
 def _plots():
@@ -374,6 +390,7 @@ def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *,
                 log.warning("%s: unreadable, skipped", f)
     datasets = sorted({r["dataset"] for r in rows})
     models = [m for m, _ in models_in(rows)]
+    examples.sort(key=lambda e: models.index(e.get("model")) if e.get("model") in models else len(models))
     title = title or f"Robustness report — {', '.join(dict.fromkeys(models))} on {', '.join(datasets)}"
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     n_cells = len(rows)

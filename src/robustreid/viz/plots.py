@@ -71,6 +71,100 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
         return fig_to_png(fig)
 
 
+def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequence[str],
+                   col_labels: Sequence[str], *, suptitle: str = "", xlabel: str = "severity", fmt: str = "{:.0f}",
+                   scale: float = 100.0, vmin: float = 0.0, vmax: Optional[float] = None, cmap: str = "viridis",
+                   cbar_label: str = "") -> bytes:
+    """Several annotated heat-maps side by side sharing rows, colour scale and one colour bar (e.g. one panel per
+    protocol). NaN cells are blank."""
+    plt = _plt()
+    mats = [np.asarray(m, dtype=float) * scale for m in matrices]
+    finite = [m[np.isfinite(m)] for m in mats]
+    allv = np.concatenate(finite) if finite and any(f.size for f in finite) else np.array([1.0])
+    vmax = vmax if vmax is not None else float(allv.max())
+    nrow, ncol = len(row_labels), len(col_labels)
+    with plt.rc_context(_STYLE):
+        pw = 0.62 * ncol + 0.5
+        fig, axes = plt.subplots(1, len(mats), figsize=(pw * len(mats) + 1.9, 0.3 * nrow + 1.3), squeeze=False,
+                                 sharey=True)
+        im = None
+        for k, (ax, m) in enumerate(zip(axes[0], mats)):
+            im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+            ax.set_xticks(range(ncol), [str(c) for c in col_labels])
+            ax.set_yticks(range(nrow), [str(r).replace("_", " ") for r in row_labels])
+            ax.tick_params(length=0)
+            for sp in ax.spines.values():
+                sp.set_visible(False)
+            for i in range(m.shape[0]):
+                for j in range(m.shape[1]):
+                    v = m[i, j]
+                    if np.isfinite(v):
+                        rgba = im.cmap(im.norm(v))
+                        lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+                        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                                color="black" if lum > 0.55 else "white")
+            ax.set_title(titles[k], fontsize=10.5)
+            ax.set_xlabel(xlabel)
+        if suptitle:
+            fig.suptitle(suptitle, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        cb = fig.colorbar(im, ax=list(axes[0]), fraction=0.03, pad=0.015)
+        cb.outline.set_visible(False)
+        if cbar_label:
+            cb.set_label(cbar_label)
+        return fig_to_png(fig)
+
+
+def bar_panels(panels: Sequence[dict], series: Sequence[str], *, suptitle: str = "", ylabel: str = "",
+               scale: float = 100.0, reference: Optional[Sequence[float]] = None,
+               reference_label: str = "clean") -> bytes:
+    """Grouped bars in several panels side by side (e.g. one per protocol). Each panel is
+    ``{"title": str, "groups": [...], "values": series × groups}``; dashed lines at ``reference[s]``."""
+    plt = _plt()
+    ns = len(series)
+    top = 1e-9
+    for p in panels:
+        v = np.asarray(p["values"], dtype=float) * scale
+        if np.isfinite(v).any():
+            top = max(top, float(np.nanmax(v)))
+    if reference is not None and np.isfinite(np.asarray(reference, dtype=float)).any():
+        top = max(top, float(np.nanmax(np.asarray(reference, dtype=float))) * scale)
+    with plt.rc_context(_STYLE):
+        widths = [max(2.4, 0.55 * len(p["groups"]) * max(1, ns) ** 0.6 + 0.6) for p in panels]
+        fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 1.8, 3.3), squeeze=False, sharey=True,
+                                 gridspec_kw={"width_ratios": widths})
+        for ax, p in zip(axes[0], panels):
+            v = np.asarray(p["values"], dtype=float) * scale
+            ng = len(p["groups"])
+            width = 0.8 / max(ns, 1)
+            x = np.arange(ng)
+            for si, name in enumerate(series):
+                col = PALETTE[si % len(PALETTE)]
+                bars = ax.bar(x - 0.4 + width * (si + 0.5), np.nan_to_num(v[si]), width * 0.92, label=name,
+                              color=col)
+                for b, val in zip(bars, v[si]):
+                    if np.isfinite(val):
+                        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{val:.0f}", ha="center",
+                                va="bottom", fontsize=7.5)
+                if reference is not None and np.isfinite(reference[si]):
+                    ax.axhline(reference[si] * scale, color=col, ls="--", lw=1, alpha=0.8)
+            ax.set_xticks(x, list(p["groups"]), fontsize=9)
+            ax.set_title(p["title"], fontsize=10.5)
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_ylim(0, top * 1.15)
+        axes[0][0].set_ylabel(ylabel)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if reference is not None:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], color="gray", ls="--"))
+            labels.append(f"{reference_label} (dashed)")
+        axes[0][-1].legend(handles, labels, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        if suptitle:
+            fig.suptitle(suptitle, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        fig.tight_layout()
+        return fig_to_png(fig)
+
+
 def grouped_bars(groups: Sequence[str], series: Sequence[str], values, *, title: str = "", ylabel: str = "",
                  scale: float = 100.0, reference: Optional[Sequence[float]] = None,
                  reference_label: str = "clean", annotate: bool = True) -> bytes:
@@ -153,8 +247,8 @@ def image_grid(rows: Sequence[Sequence], *, row_titles: Sequence[str] = (), col_
     nr = len(rows)
     nc = max((len(r) for r in rows), default=1)
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(nr, nc, figsize=(nc * cell_height * 0.62 + 0.6, nr * cell_height + 0.4),
-                                 squeeze=False)
+        fig_h = nr * cell_height + 0.4
+        fig, axes = plt.subplots(nr, nc, figsize=(nc * cell_height * 0.62 + 0.6, fig_h), squeeze=False)
         for r in range(nr):
             for c in range(nc):
                 ax = axes[r][c]
@@ -178,8 +272,8 @@ def image_grid(rows: Sequence[Sequence], *, row_titles: Sequence[str] = (), col_
                 if c == 0 and r < len(row_titles):
                     ax.set_ylabel(str(row_titles[r]), fontsize=fontsize, rotation=0, ha="right", va="center")
         if title:
-            fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
-        fig.subplots_adjust(wspace=0.08, hspace=0.25)
+            fig.suptitle(title, x=0.01, y=1 - 0.05 / fig_h, ha="left", va="top", fontsize=11, fontweight="bold")
+        fig.subplots_adjust(wspace=0.08, hspace=0.25, top=1 - (0.55 if title else 0.3) / fig_h, bottom=0.02)
         return fig_to_png(fig)
 
 
@@ -191,7 +285,8 @@ def crop_grid(crops: Sequence, names: Sequence[str], *, per_row: int = 10, title
     nr = max(1, (n + per_row - 1) // per_row)
     nc = min(per_row, max(n, 1))
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(nr, nc, figsize=(nc * 0.95 + 0.2, nr * 1.95 + 0.3), squeeze=False)
+        fig_h = nr * 1.95 + 0.3
+        fig, axes = plt.subplots(nr, nc, figsize=(nc * 0.95 + 0.2, fig_h), squeeze=False)
         for k in range(nr * nc):
             ax = axes[k // nc][k % nc]
             ax.set_xticks([])
@@ -207,8 +302,8 @@ def crop_grid(crops: Sequence, names: Sequence[str], *, per_row: int = 10, title
                 cap = cap.replace(" ", "\n", 1)
             ax.set_title(cap, fontsize=7.5, fontweight="normal")
         if title:
-            fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
-        fig.subplots_adjust(wspace=0.1, hspace=0.45)
+            fig.suptitle(title, x=0.01, y=1 - 0.05 / fig_h, ha="left", va="top", fontsize=11, fontweight="bold")
+        fig.subplots_adjust(wspace=0.1, hspace=0.45, top=1 - (0.65 if title else 0.35) / fig_h, bottom=0.02)
         return fig_to_png(fig)
 
 
