@@ -109,6 +109,19 @@ def gather_rows(t: torch.Tensor) -> Optional[torch.Tensor]:
     return torch.cat([o[:c] for o, c in zip(out, counts)]).to(t.device)
 
 
+def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
+    """Copy ``src``'s buffers (BatchNorm running statistics) to every rank, so all replicas extract alike."""
+    if not is_dist():
+        return
+    for b in model.buffers():
+        if dist.get_backend() == "nccl" or b.device.type == "cpu":
+            dist.broadcast(b.data, src)
+        else:
+            t = b.data.cpu()
+            dist.broadcast(t, src)
+            b.data.copy_(t)
+
+
 def shard_indices(n: int, rank: int, world_size: int) -> List[int]:
     """Contiguous, balanced shard of ``range(n)`` for ``rank`` (concatenating shards in rank order gives 0..n-1)."""
     base, extra = divmod(n, world_size)

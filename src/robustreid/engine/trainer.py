@@ -483,6 +483,7 @@ class Trainer:
         from ..eval import evaluate
 
         ds = self.dataset
+        D.broadcast_buffers(ckpt.unwrap(self.model))  # BN statistics of rank 0 everywhere: one model, one feature space
         qf = self.extract(ds.query, "query")
         gf = self.extract(ds.gallery, "gallery")
         if qf is None or gf is None:
