@@ -23,7 +23,8 @@ aspect (width ``int(W·65/H)``), so the longest drops fit; unlike the reference,
 the result is resized back (bicubic, antialiased) to the input size so a corruption never changes the shape.
 
 All segments of the batch are rasterised at once with index arithmetic: pixel t of a drop is
-``(y0 + t, x0 + floor(slant·t/length + 1/2))`` for t = 0..length.
+``(y0 + t, x0 + ceil(slant·t/length − 1/2))`` for t = 0..length (cv2.line's 8-connected Bresenham; segments
+that cross the border are clipped pixel-wise, where cv2 clips the end points first, which can move a few pixels).
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def rain_streak_mask(h: int, w: int, severity: int, seeds: Sequence[int], device
     slant, x0, y0 = rain_drops(h, w, severity, seeds)
     n, d = x0.shape
     t = torch.arange(length + 1, dtype=torch.long)
-    # x offset of pixel t: floor(slant*t/length + 1/2), in exact integer arithmetic
-    dx = torch.div(2 * slant.view(n, 1) * t.view(1, -1) + length, 2 * length, rounding_mode="floor")  # N×(L+1)
+    # x offset of pixel t: ceil(slant*t/length - 1/2) (Bresenham, ties towards the start), exact integer arithmetic
+    dx = -torch.div(length - 2 * slant.view(n, 1) * t.view(1, -1), 2 * length, rounding_mode="floor")  # N×(L+1)
     ys = y0.unsqueeze(-1) + t.view(1, 1, -1)  # N×D×(L+1)
     xs = x0.unsqueeze(-1) + dx.view(n, 1, -1)
     ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
