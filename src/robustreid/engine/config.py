@@ -10,34 +10,12 @@ the field (``cpu_small: unknown key 'lrr'; did you mean 'lr'?``).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Literal, Optional, Union
+from typing import Any, Dict, Iterable, List, Literal, Union
 
 from ..config import ConfigError, from_dict, load_config, to_dict
-
-try:  # the models package owns ModelConfig (robustreid.models.config)
-    from ..models import ModelConfig
-except ImportError:  # pragma: no cover - only while the models package is being written
-
-    @dataclass
-    class ModelConfig:  # type: ignore[no-redef]
-        """Stand-in with the documented fields of ``robustreid.models.ModelConfig``."""
-
-        name: str = "bot"
-        backbone: str = "resnet50"
-        last_stride: int = 1
-        pooling: str = "gap"
-        neck: str = "bnneck"
-        embed_dim: int = 0
-        input_size: List[int] = field(default_factory=lambda: [256, 128])
-        pretrained: str = ""
-        mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-        std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-        backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
-        noise: List[Dict[str, Any]] = field(default_factory=list)
-        feat_bn_for_inference: bool = True
+from ..models.config import ModelConfig
 
 
 @dataclass
