@@ -1,0 +1,153 @@
+"""Speed of the corruption suite: ours (torch, batched) vs the reference ``imagecorruptions`` 1.1.5 (per image).
+
+Times every corruption on a batch of Market-size person crops (default 256 × 128×64), over the chosen severities,
+ours and the reference side by side in one run, and prints a markdown table: images/s of each, the speed-up, and
+the geometric-mean speed-up over the corruptions both implement (the 19 ImageNet-C ones; rain and the occlusion
+family are ours only).
+
+    .venv/bin/python benchmarks/corruption_speed.py --batch 256 --threads 1 --out docs/benchmarks/corruptions_table.md
+
+The reference needs ``pip install imagecorruptions-imaug==1.1.5`` (test-only dependency); without it only our
+column is filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+
+def synthetic_persons(n: int, h: int = 128, w: int = 64, seed: int = 0) -> np.ndarray:
+    """Person-like crops (N×H×W×3 uint8): smooth colour background, a torso, legs and a head, with texture."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        bg = gaussian_filter(rng.random((h, w, 3)), (h / 8, w / 8, 0))
+        bg = (bg - bg.min()) / (np.ptp(bg) + 1e-9) * rng.uniform(0.3, 0.9) + rng.uniform(0, 0.1)
+        img = bg
+        cx = w / 2 + rng.uniform(-w / 10, w / 10)
+        head = (yy - 0.12 * h) ** 2 / (0.07 * h) ** 2 + (xx - cx) ** 2 / (0.12 * w) ** 2 <= 1
+        torso = (yy > 0.2 * h) & (yy < 0.55 * h) & (np.abs(xx - cx) < 0.25 * w)
+        legs = (yy >= 0.55 * h) & (yy < 0.95 * h) & (np.abs(np.abs(xx - cx) - 0.1 * w) < 0.08 * w)
+        for mask, col in ((head, rng.uniform(0.5, 0.9, 3) * [1, .8, .7]), (torso, rng.random(3)),
+                          (legs, rng.random(3))):
+            img = np.where(mask[..., None], col, img)
+        img = img + gaussian_filter(rng.normal(0, 0.04, (h, w, 3)), (1, 1, 0))
+        out[i] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def time_ours(name, batch, severities, device, repeats):
+    from robustreid.corruptions import corrupt
+
+    x = batch.to(device)
+    corrupt(x[:4], name, 1, seed=0)  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for s in severities:
+            corrupt(x, name, s, seed=s)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return len(severities) * x.shape[0] / best
+
+
+def time_reference(name, images, severities, repeats):
+    import imagecorruptions
+
+    imagecorruptions.corrupt(images[0], 1, name)  # warm-up (numba JIT for glass_blur)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for s in severities:
+            np.random.seed(s)
+            for im in images:
+                imagecorruptions.corrupt(im, s, name)
+        best = min(best, time.perf_counter() - t)
+    return len(severities) * len(images) / best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--height", type=int, default=128)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--severities", default="1-5", help="e.g. 1-5 or 3")
+    ap.add_argument("--corruptions", default="all", help="all or a comma list")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (reference is single-threaded)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the markdown table to this file")
+    args = ap.parse_args(argv)
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    from robustreid.corruptions import CORRUPTIONS, OCCLUSIONS, CORRUPTION_REGISTRY
+
+    lo, _, hi = args.severities.partition("-")
+    severities = list(range(int(lo), int(hi or lo) + 1))
+    names = list(CORRUPTIONS) if args.corruptions == "all" else args.corruptions.split(",")
+    if args.corruptions == "all":
+        names += [n for n in OCCLUSIONS if n in CORRUPTION_REGISTRY]
+    names = [n for n in names if n in CORRUPTION_REGISTRY]
+    have_ref = not args.no_reference
+    ref_names = set()
+    if have_ref:
+        try:
+            import imagecorruptions
+
+            ref_names = set(imagecorruptions.get_corruption_names("all"))
+        except ImportError:
+            print("imagecorruptions not installed: reference column skipped", file=sys.stderr)
+            have_ref = False
+
+    images = synthetic_persons(args.batch, args.height, args.width)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    device = torch.device(args.device)
+    rows, speedups = [], []
+    for name in names:
+        ours = time_ours(name, batch, severities, device, args.repeats)
+        ref = time_reference(name, images, severities, args.repeats) if have_ref and name in ref_names else None
+        sp = ours / ref if ref else None
+        if sp:
+            speedups.append(sp)
+        rows.append((name, ours, ref, sp))
+        print(f"{name}: ours {ours:.0f} img/s" + (f", reference {ref:.0f} img/s, x{sp:.2f}" if ref else ""),
+              file=sys.stderr, flush=True)
+
+    lines = [f"| corruption | ours (img/s) | reference (img/s) | speed-up |", "|---|---:|---:|---:|"]
+    for name, ours, ref, sp in rows:
+        lines.append(f"| {name} | {ours:,.0f} | {f'{ref:,.0f}' if ref else '—'} | {f'{sp:.2f}×' if sp else '—'} |")
+    if speedups:
+        geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
+        lines.append(f"| **geometric mean ({len(speedups)} shared)** | | | **{geo:.2f}×** |")
+        lines.append("")
+        lines.append(f"slowest relative to the reference: {min(speedups):.2f}×")
+    head = (f"batch {args.batch} × {args.height}×{args.width}, severities {args.severities}, device {args.device}, "
+            f"torch threads {args.threads}, torch {torch.__version__}")
+    table = head + "\n\n" + "\n".join(lines)
+    print(table)
+    if args.out:
+        from robustreid.utils.io import atomic_write_text
+
+        atomic_write_text(args.out, table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

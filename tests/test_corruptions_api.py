@@ -1,0 +1,190 @@
+"""API contract of robustreid.corruptions: every registered corruption (all families, iterated from the registry)
+returns a new uint8 tensor of the same shape, leaves its input alone, is deterministic per image whatever the
+batch or thread count, and bad input gives a clear error."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from robustreid.corruptions import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES, OCCLUSIONS, corrupt, image_seed
+from robustreid.corruptions.base import resolve_seeds
+from robustreid.utils.seed import derive_seed
+
+NAMES = sorted(CORRUPTION_REGISTRY.names())
+DETERMINISTIC = {"brightness", "contrast", "saturate", "pixelate", "jpeg_compression", "defocus_blur",
+                 "gaussian_blur", "zoom_blur"}
+
+
+def _images(n=6, h=72, w=36, seed=0):
+    """Smooth random images with some structure (a bright block), uint8 N×3×H×W."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, h // 6, w // 6, generator=g)
+    x = torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    x[:, :, h // 4:h // 2, w // 4:w // 2] = 0.9
+    return (x * 255).to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return _images()
+
+
+def test_benchmark_names_are_registered():
+    part_a = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "glass_blur",
+              "motion_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "elastic_transform",
+              "pixelate", "jpeg_compression", "saturate"]
+    for name in part_a:
+        assert name in CORRUPTION_REGISTRY
+    assert len(CORRUPTIONS) == 20 and CORRUPTIONS[-1] == "rain"
+    assert set(sum(FAMILIES.values(), ())) >= set(CORRUPTIONS) | set(OCCLUSIONS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_shape_dtype_input_untouched_batch_independence(batch, name):
+    x = batch.clone()
+    seeds = [derive_seed("api", i) for i in range(x.shape[0])]
+    for s in (1, 3, 5):
+        out = corrupt(x, name, s, seed=seeds)
+        assert out.dtype == torch.uint8 and out.shape == x.shape
+        assert out.data_ptr() != x.data_ptr()
+        assert torch.equal(x, batch), f"{name} modified its input"
+        again = corrupt(x, name, s, seed=seeds)
+        assert torch.equal(out, again), f"{name} severity {s} is not deterministic"
+        if getattr(CORRUPTION_REGISTRY.get(name), "batch_dependent", False):
+            continue  # documented exception (occlusion_pedestrian takes its donors from the batch)
+        for i in (0, 3, 5):  # each image alone, with its own seed, gives the same result as inside the batch
+            single = corrupt(x[i:i + 1], name, s, seed=[seeds[i]])
+            assert torch.equal(single[0], out[i]), f"{name} severity {s}: image {i} depends on its batch"
+        sub = corrupt(x[2:5], name, s, seed=seeds[2:5])
+        assert torch.equal(sub, out[2:5])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeds_matter_only_for_random_corruptions(batch, name):
+    a = corrupt(batch, name, 3, seed=1)
+    b = corrupt(batch, name, 3, seed=2)
+    if name in DETERMINISTIC:
+        assert torch.equal(a, b)
+    else:
+        assert not torch.equal(a, b), f"{name}: different seeds gave identical outputs"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_thread_count_independence(name):
+    x = _images(n=20, h=64, w=32, seed=3)  # more than one CPU chunk
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = corrupt(x, name, 4, seed=11)
+        torch.set_num_threads(2)
+        b = corrupt(x, name, 4, seed=11)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(a, b)
+
+
+def test_corruptions_change_the_image(batch):
+    for name in NAMES:
+        out = corrupt(batch, name, 5, seed=0)
+        assert not torch.equal(out, batch), f"{name} at severity 5 left the images unchanged"
+
+
+def test_severity_increases_damage_for_blur_and_noise():
+    x = _images(n=8, h=96, w=48, seed=4)
+    for name in ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "defocus_blur", "contrast"):
+        err = [(corrupt(x, name, s, seed=0).float() - x.float()).abs().mean().item() for s in range(1, 6)]
+        assert err == sorted(err), f"{name}: damage per severity {err}"
+
+
+def test_bad_inputs_give_clear_errors(batch):
+    with pytest.raises(ValueError, match="uint8"):
+        corrupt(batch.float(), "gaussian_noise", 1)
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        corrupt(batch[:, :1], "gaussian_noise", 1)
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        corrupt(batch[0], "gaussian_noise", 1)
+    with pytest.raises(TypeError, match="torch tensor"):
+        corrupt(batch.numpy(), "gaussian_noise", 1)
+    for sev in (0, 6, 2.0, "3"):
+        with pytest.raises(ValueError, match="severity"):
+            corrupt(batch, "gaussian_noise", sev)
+    with pytest.raises(KeyError, match="no_such_corruption"):
+        corrupt(batch, "no_such_corruption", 1)
+    with pytest.raises(ValueError, match="seeds"):
+        corrupt(batch, "gaussian_noise", 1, seed=[1, 2])
+
+
+def test_empty_batch():
+    x = torch.zeros(0, 3, 16, 16, dtype=torch.uint8)
+    assert corrupt(x, "gaussian_noise", 1).shape == x.shape
+
+
+def test_int_seed_rule():
+    assert resolve_seeds(7, 3) == [derive_seed(7, i) for i in range(3)]
+    x = _images(n=3)
+    a = corrupt(x, "gaussian_noise", 2, seed=7)
+    b = corrupt(x, "gaussian_noise", 2, seed=[derive_seed(7, i) for i in range(3)])
+    assert torch.equal(a, b)
+
+
+def test_image_seed_stable_and_distinct():
+    ref = derive_seed("robustreid.corrupt", "market1501", "query/0001_c1s1_000151_00.jpg", "fog", 3, 0, 0)
+    assert image_seed("market1501", "query/0001_c1s1_000151_00.jpg", "fog", 3) == ref
+    assert image_seed("market1501", "query\\0001_c1s1_000151_00.jpg", "fog", 3) == ref  # Windows separators
+    base = ("market1501", "query/a.jpg", "fog", 3, 0, 0)
+    seen = {image_seed(*base)}
+    for i, other in enumerate(["msmt17", "query/b.jpg", "snow", 4, 1, 9]):
+        args = list(base)
+        args[i] = other
+        seen.add(image_seed(*args))
+    assert len(seen) == 7
+    assert 0 <= ref < 2 ** 63
+    # the same in a fresh process with another hash seed
+    code = ("from robustreid.corruptions import image_seed;"
+            "print(image_seed('market1501', 'query/0001_c1s1_000151_00.jpg', 'fog', 3))")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert int(out.stdout.strip()) == ref
+
+
+def test_noise_statistics_follow_definition():
+    """Gaussian noise on a mid-gray image: the std of the noise is σ·255 (before clipping, which mid-gray avoids
+    at severity 1); impulse noise hits about ``amount`` of the values, half 0, half 255."""
+    x = torch.full((4, 3, 64, 64), 128, dtype=torch.uint8)
+    out = corrupt(x, "gaussian_noise", 1, seed=0).float()
+    assert abs((out - 128).std().item() - 0.08 * 255) < 0.5
+    out = corrupt(x, "impulse_noise", 5, seed=0)
+    hit = (out != 128).float().mean().item()
+    assert abs(hit - 0.27) < 0.01
+    assert abs((out == 255).float().mean().item() - 0.135) < 0.01
+
+
+def test_shot_noise_is_poisson():
+    from scipy import stats
+
+    from robustreid.corruptions.noise import poisson_uint8
+
+    v = torch.full((1, 100000), 128, dtype=torch.uint8)
+    k = poisson_uint8(v, 60.0, [3]).numpy().ravel()
+    r = 128 / 255 * 60
+    ks = np.arange(int(r - 4 * r ** 0.5), int(r + 4 * r ** 0.5))
+    obs = np.array([(k == i).sum() for i in ks])
+    exp = stats.poisson.pmf(ks, r)
+    exp = exp / exp.sum() * obs.sum()
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+    assert abs(k.mean() - r) < 0.1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_cpu_cuda_agree(batch, name):
+    a = corrupt(batch, name, 3, seed=5)
+    b = corrupt(batch.cuda(), name, 3, seed=5).cpu()
+    if name == "jpeg_compression":
+        assert torch.equal(a, b)
+    else:
+        assert (a.int() - b.int()).abs().float().mean() < 0.5
