@@ -134,3 +134,31 @@ def test_views_go_through_one_forward(dataset, tmp_path):
     finally:
         t.close()
     assert seen == {"n_clean": 6, "n_views": [6, 6]}
+
+
+def test_train_cli_and_resume_flag(dataset, tmp_path, monkeypatch):
+    import yaml
+    from click.testing import CliRunner
+
+    import robustreid.data as data
+    from robustreid.cli.main import cli
+
+    monkeypatch.setattr(data, "load_dataset", lambda name, root, **kw: dataset, raising=False)
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    out = tmp_path / "run"
+    run = CliRunner()
+    r = run.invoke(cli, ["train", str(cfg_file), "solver.epochs=1", "solver.warmup_epochs=0", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "final: R1" in r.output and (out / "model.safetensors").is_file()
+    # a second run into the same directory without --resume is refused; --resume continues (here: nothing left)
+    r = run.invoke(cli, ["train", str(cfg_file), "--out", str(out)])
+    assert r.exit_code != 0 and "--resume" in r.output
+    r = run.invoke(cli, ["train", "solver.epochs=2", "--resume", "--out", str(out)])  # config from the run dir
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["epoch"] == 2
+    r = run.invoke(cli, ["train", str(cfg_file), "solver.lrr=1", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "did you mean 'lr'" in r.output
+    r = run.invoke(cli, ["train", "--resume", "--out", str(tmp_path / "nothing")])
+    assert r.exit_code != 0 and "config" in r.output.lower()
