@@ -1,0 +1,155 @@
+"""The HTML report: self-contained structure (html.parser, always) and a real render in headless Chromium (when
+/usr/bin/chromium exists)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from robustreid.report import build_report
+from robustreid.robustness import protocol_summary, run_benchmark
+from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+        self.ids = set()
+        self.text = []
+        self._cell = None
+        self.cells = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.cells.append(" ".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data.strip())
+
+
+class _Wide(StripeModel):
+    fingerprint = "stripes-wide"
+
+    def __call__(self, x):
+        return super().__call__(x)[:, :6]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    ds = make_dataset(base / "data")
+    out = base / "run"
+    run_benchmark({"stripes": StripeModel(), "half": _Wide()}, ds, out, modes="sweep,mix",
+                  corruptions="gaussian_noise,test_noise", severities="1,3", mix_passes=2, evaluator=reference_evaluate,
+                  progress=False, examples=2, reference_model="half", command="robustreid bench --test")
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    return build_report([run_dir], run_dir / "report.html")
+
+
+def test_report_is_self_contained_and_complete(report, run_dir):
+    html = report.read_text(encoding="utf-8")
+    p = _Collect()
+    p.feed(html)
+    assert {"overview", "families", "heatmaps", "crops", "ranked", "config", "render-status"} <= p.ids
+    assert not [t for t, a in p.tags if t == "link"]
+    imgs = [a for t, a in p.tags if t == "img"]
+    # family bars, 2 heat-map figures, crop grid, severity ladder, 2 ranked-list figures
+    assert len(imgs) == 7
+    for a in imgs:
+        assert a["src"].startswith("data:image/png;base64,") and a.get("alt")
+        im = Image.open(io.BytesIO(base64.b64decode(a["src"].split(",", 1)[1])))
+        assert im.size[0] > 50 and im.size[1] > 50
+    for t, a in p.tags:
+        for k in ("src", "href"):
+            v = a.get(k) or ""
+            assert not v.startswith(("http:", "https:", "//", "file:")), (t, v)
+    tables = [t for t, a in p.tags if t == "table"]
+    assert len(tables) >= 3  # overview, models of the run, full configuration
+    # the overview shows the clean mAP of each model as in the results
+    summ = {(d["model"], d["protocol"], d["source"]): d for d in protocol_summary(
+        __import__("robustreid.robustness", fromlist=["read_results"]).read_results(run_dir))}
+    for m in ("stripes", "half"):
+        clean = f"{100 * summ[(m, 'clean', 'clean')]['mAP']:.1f}"
+        assert any(c.startswith(clean) for c in p.cells), (m, clean)
+        mix = summ[(m, "both", "mix")]
+        assert any(c.startswith(f"{100 * mix['mAP']:.1f} ± {100 * mix['mAP_std']:.1f}") for c in p.cells)
+    text = " ".join(p.text)
+    assert "robustreid bench --test" in text and "How to read this report" in text
+    assert "error ratio vs half" in text
+
+
+def test_report_cli_and_errors(run_dir, tmp_path):
+    from robustreid.cli.main import cli
+
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(cli, ["report", str(run_dir), "--out", str(out), "--title", "My <title>"])
+    assert res.exit_code == 0, res.output
+    assert "<title>My &lt;title&gt;</title>" in out.read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(cli, ["report", str(empty), "--out", str(tmp_path / "x.html")])
+    assert res.exit_code != 0 and "no results.csv" in res.output
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_report_chromium", REPO / "benchmarks" /
+                                                  "check_report_chromium.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_check_dom_detects_broken_pages():
+    chk = _checker()
+    good = ('<html><div id="render-status" data-status="ok" data-images="1" data-tables="1">ok</div>'
+            '<table></table><img src="data:image/png;base64,AA"></html>')
+    assert chk.check_dom(good, 1, 1)["ok"]
+    broken = good.replace('data-status="ok"', 'data-status="broken"')
+    assert not chk.check_dom(broken, 1, 1)["ok"]
+    external = good.replace("data:image/png;base64,AA", "https://example.com/x.png")
+    assert not chk.check_dom(external, 1, 1)["ok"]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs /usr/bin/chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    chk = _checker()
+    dom = chk.dump_dom("/usr/bin/chromium", report)
+    res = chk.check_dom(dom, min_tables=3, min_images=7)
+    assert res["ok"], res["problems"]
+    assert res["status"] == "ok" and "7 images" in res["status_text"]
+    png = tmp_path / "shot.png"
+    chk.screenshot("/usr/bin/chromium", report, png, 1200, 1600)
+    assert chk.check_png(png)["ok"]
+    # a page with a broken image is caught by the page's own check
+    bad = tmp_path / "bad.html"
+    bad.write_text(report.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
+    res = chk.check_dom(chk.dump_dom("/usr/bin/chromium", bad), min_tables=3, min_images=7)
+    assert not res["ok"] and res["status"] == "broken"
+    shutil.rmtree(tmp_path, ignore_errors=True)
