@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("sklearn")
 
-from robustreid.studies.noise_mlp import StudyConfig, run_study, summarise, weight_tv  # noqa: E402
+from robustreid.studies.noise_mlp import StudyConfig, run_study, summarise, unchanged_units, weight_tv  # noqa: E402
 
 
 def test_weight_tv_on_hand_cases():
@@ -17,6 +17,12 @@ def test_weight_tv_on_hand_cases():
     checker = torch.tensor([[(-1.0) ** (i + j) for j in range(8)] for i in range(8)]).view(1, 64)
     # 2*8*7 neighbour pairs, each |difference| 2, over an L1 norm of 64
     assert weight_tv(checker) == pytest.approx(2 * 8 * 7 * 2 / 64)
+    # an all-zero unit (never updated) is left out of the mean
+    assert weight_tv(torch.cat([checker, torch.zeros(1, 64)])) == pytest.approx(2 * 8 * 7 * 2 / 64)
+    w0 = torch.randn(3, 64)
+    w = w0.clone()
+    w[1] += 0.1
+    assert unchanged_units(w, w0) == 2
 
 
 def test_summary_paired_difference():

@@ -14,8 +14,11 @@ Configurations: the baseline (no noise) and, for each placement and strength σ,
 
 Outputs in ``out``: ``runs.csv`` (one row per configuration × seed, appended atomically: a rerun resumes),
 ``summary.csv`` / ``summary.md`` (test accuracy mean ± std over seeds, paired difference to the baseline, and the
-first-layer weights' normalised total variation — lower = smoother / less noisy weight images),
-``weights.png`` (first-layer weights of seed 0's model per configuration, 8×8 images), ``tsne.png`` (t-SNE of
+first-layer weights' normalised total variation, of W₁ and of W₁ − W₁(init) — lower = smoother weight
+images), and the number of first-layer units that training never updated (ReLU units dead from the start),
+``weights.png`` (first-layer weights of seed 0's model per configuration, 8×8 images), ``weights_delta.png``
+(the same minus their initial values: what training changed, since the random initialisation dominates the raw
+weights of a short run), ``tsne.png`` (t-SNE of
 the second hidden layer's test features per placement at ``tsne_sigma``) and ``index.html``.
 """
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,7 @@ PLACEMENTS: Dict[str, Dict[str, str]] = {
 }
 
 RUN_FIELDS = ["config", "placement", "sigma", "mode", "seed", "epochs", "train_acc", "test_acc", "weight_tv",
-              "seconds"]
+              "delta_tv", "unchanged_units", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,20 @@ def make_mlp(hidden: Sequence[int] = (256, 128), n_in: int = 64, n_out: int = 10
 
 
 def weight_tv(w: torch.Tensor, side: int = 8) -> float:
-    """Mean over units of the total variation of the unit's 8×8 weight image divided by its L1 norm."""
+    """Mean over units of the total variation of the unit's 8×8 weight image divided by its L1 norm (units whose
+    weights are all zero, e.g. never-updated units in a weight change, are left out)."""
     img = w.detach().view(-1, side, side)
     tv = (img[:, 1:, :] - img[:, :-1, :]).abs().sum(dim=(1, 2)) + (img[:, :, 1:] - img[:, :, :-1]).abs().sum(dim=(1, 2))
-    return float((tv / img.abs().sum(dim=(1, 2)).clamp_min(1e-12)).mean())
+    l1 = img.abs().sum(dim=(1, 2))
+    alive = l1 > 1e-12
+    if not bool(alive.any()):
+        return 0.0
+    return float((tv[alive] / l1[alive]).mean())
+
+
+def unchanged_units(w: torch.Tensor, w0: torch.Tensor) -> int:
+    """First-layer units whose incoming weights training never changed (ReLU units dead from the start)."""
+    return int(((w.detach() - w0).abs().sum(dim=1) == 0).sum())
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -115,6 +127,8 @@ def train_one(placement: Optional[str], sigma: float, seed: int, cfg: StudyConfi
     xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, cfg.test_fraction)
     torch.manual_seed(derive_seed("digits-init", seed) % (2 ** 63))  # same init for every configuration
     model = make_mlp(cfg.hidden)
+    w0 = model[0].weight.detach().clone()
+    model.w0 = w0  # type: ignore[attr-defined]  # kept for the figures (plain attribute, not a buffer)
     if placement is not None and sigma > 0:
         if placement not in PLACEMENTS:
             raise ValueError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
@@ -136,7 +150,8 @@ def train_one(placement: Optional[str], sigma: float, seed: int, cfg: StudyConfi
             opt.step()
     secs = time.perf_counter() - t0
     metrics = {"train_acc": accuracy(model, xtr, ytr), "test_acc": accuracy(model, xte, yte),
-               "weight_tv": weight_tv(model[0].weight), "seconds": secs}
+               "weight_tv": weight_tv(model[0].weight), "delta_tv": weight_tv(model[0].weight - w0),
+               "unchanged_units": unchanged_units(model[0].weight, w0), "seconds": secs}
     return model, metrics
 
 
@@ -168,6 +183,8 @@ def summarise(rows: List[Dict[str, str]], cfg: StudyConfig) -> List[Dict[str, ob
             continue
         acc = np.array([float(r["test_acc"]) for r in runs.values()])
         tv = np.array([float(r["weight_tv"]) for r in runs.values()])
+        dtv = np.array([float(r.get("delta_tv") or "nan") for r in runs.values()])
+        dead = np.array([float(r.get("unchanged_units") or "nan") for r in runs.values()])
         paired = [float(r["test_acc"]) - float(base[s]["test_acc"]) for s, r in runs.items() if s in base]
         out.append({
             "config": name, "placement": placement or "none", "sigma": sigma, "n": len(acc),
@@ -177,20 +194,22 @@ def summarise(rows: List[Dict[str, str]], cfg: StudyConfig) -> List[Dict[str, ob
             "wins": int(sum(d > 0 for d in paired)) if placement else 0,
             "losses": int(sum(d < 0 for d in paired)) if placement else 0,
             "weight_tv_mean": float(tv.mean()),
+            "delta_tv_mean": float(dtv.mean()),
+            "unchanged_units_mean": float(dead.mean()),
         })
     return out
 
 
 def markdown_table(summary: List[Dict[str, object]]) -> str:
     lines = ["| configuration | placement | σ | seeds | test accuracy (%) mean ± std | Δ vs baseline (pp, paired) "
-             "| better / worse seeds | first-layer weight TV |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| better / worse seeds | TV of W₁ | TV of W₁ − W₁(init) | units never updated (of 256) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         delta = "—" if s["placement"] == "none" else f"{100 * s['delta_mean']:+.2f} ± {100 * s['delta_std']:.2f}"
         wl = "—" if s["placement"] == "none" else f"{s['wins']} / {s['losses']}"
         lines.append(f"| {s['config']} | {s['placement']} | {s['sigma']:g} | {s['n']} | "
                      f"{100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} | {delta} | {wl} | "
-                     f"{s['weight_tv_mean']:.3f} |")
+                     f"{s['weight_tv_mean']:.3f} | {s['delta_tv_mean']:.3f} | {s['unchanged_units_mean']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -200,7 +219,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def plot_weights(models: Dict[str, nn.Module], path: Path, units: int = 16) -> None:
+def plot_weights(models: Dict[str, nn.Module], path: Path, units: int = 16, delta: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -209,7 +228,10 @@ def plot_weights(models: Dict[str, nn.Module], path: Path, units: int = 16) -> N
     names = list(models)
     fig, axes = plt.subplots(len(names), units, figsize=(units * 0.7, len(names) * 0.8), squeeze=False)
     for r, name in enumerate(names):
-        w = models[name][0].weight.detach()[:units].view(-1, 8, 8).numpy()
+        w = models[name][0].weight.detach()
+        if delta:
+            w = w - models[name].w0
+        w = w[:units].view(-1, 8, 8).numpy()
         for c in range(units):
             ax = axes[r, c]
             lim = np.abs(w[c]).max() or 1.0
@@ -217,7 +239,8 @@ def plot_weights(models: Dict[str, nn.Module], path: Path, units: int = 16) -> N
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("First-layer weights (first 16 of 256 units, seed 0)", fontsize=10)
+    what = "Learned change of the first-layer weights, W - W(init)" if delta else "First-layer weights"
+    fig.suptitle(f"{what} (first {units} of the units, seed 0)", fontsize=10)
     atomic_write_bytes(path, _png(fig))
     plt.close(fig)
 
@@ -288,7 +311,8 @@ def run_study(out: str | Path, cfg: StudyConfig = StudyConfig(), log=print) -> L
                 keep_models[name] = model
             if (name, seed, cfg.epochs, cfg.mode) not in done:
                 row = [name, placement or "none", f"{sigma:g}", cfg.mode, str(seed), str(cfg.epochs),
-                       f"{m['train_acc']:.6f}", f"{m['test_acc']:.6f}", f"{m['weight_tv']:.6f}", f"{m['seconds']:.2f}"]
+                       f"{m['train_acc']:.6f}", f"{m['test_acc']:.6f}", f"{m['weight_tv']:.6f}",
+                       f"{m['delta_tv']:.6f}", str(m["unchanged_units"]), f"{m['seconds']:.2f}"]
                 append_line_atomic(runs_path, ",".join(row), header=",".join(RUN_FIELDS))
                 log(f"seed {seed} {name:>12}: test acc {100 * m['test_acc']:.2f}% ({m['seconds']:.1f}s)")
     rows = [r for r in _read_runs(runs_path) if int(r["epochs"]) == cfg.epochs and r["mode"] == cfg.mode
@@ -304,7 +328,8 @@ def run_study(out: str | Path, cfg: StudyConfig = StudyConfig(), log=print) -> L
     figures: List[str] = []
     if cfg.figures and keep_models:
         plot_weights(keep_models, out / "weights.png")
-        figures.append("weights.png")
+        plot_weights(keep_models, out / "weights_delta.png", delta=True)
+        figures += ["weights.png", "weights_delta.png"]
         if cfg.tsne:
             _, _, xte, yte = load_digits_split(0, cfg.test_fraction)
             feats = {}
@@ -320,4 +345,3 @@ def run_study(out: str | Path, cfg: StudyConfig = StudyConfig(), log=print) -> L
 
 __all__ = ["StudyConfig", "run_study", "train_one", "make_mlp", "load_digits_split", "weight_tv", "summarise",
            "markdown_table", "PLACEMENTS"]
-_ = math
