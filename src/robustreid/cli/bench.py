@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
 import click
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The full command that reproduces this run (every option spelled out, defaults included)."""
+    parts = ["robustreid", "bench"]
+    for p in ctx.command.params:
+        if not isinstance(p, click.Option) or p.name in ("no_progress",):
+            continue
+        v = ctx.params.get(p.name)
+        if v is None:
+            continue
+        flag = p.opts[0]
+        if p.is_flag:
+            if p.secondary_opts:
+                parts.append(flag if v else p.secondary_opts[0])
+            elif v:
+                parts.append(flag)
+        elif isinstance(v, (tuple, list)):
+            parts.extend(x for item in v for x in (flag, shlex.quote(str(item))))
+        else:
+            parts.extend((flag, shlex.quote(str(v))))
+    return " ".join(parts)
 
 
 @click.command("bench")
@@ -66,7 +87,7 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
         raise click.BadParameter(str(e), param_hint="--mode") from None
     if mix_passes is None:
         mix_passes = 10 if mds == ("mix",) and passes == 1 else passes
-    cmd = "robustreid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = _command_line(click.get_current_context())
     try:
         rows = run_benchmark(models, dataset, out_dir, root=root, protocols=protocols, modes=mds,
                              corruptions=corruptions, severities=severities, passes=passes, mix_passes=mix_passes,
