@@ -188,3 +188,156 @@ def test_cpu_cuda_agree(batch, name):
         assert torch.equal(a, b)
     else:
         assert (a.int() - b.int()).abs().float().mean() < 0.5
+
+
+# ------------------------------------------------------------------------------------------------- writer + CLI
+
+def _fake_market(root, n_query=3, n_gallery=4, n_train=2, h=64, w=32):
+    """A tiny dataset in Market layout (JPEG, plus one PNG in the gallery)."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(7)
+    for split, n in (("bounding_box_train", n_train), ("query", n_query), ("bounding_box_test", n_gallery)):
+        d = root / split
+        d.mkdir(parents=True)
+        for i in range(n):
+            img = _images(1, h, w, seed=int(torch.randint(1000, (1,), generator=g)))[0]
+            ext = "png" if (split == "bounding_box_test" and i == 0) else "jpg"
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(d / f"{i % 3 + 1:04d}_c{i % 2 + 1}s1_{i:06d}_00.{ext}")
+    return root
+
+
+def _load(root):
+    from robustreid.data.datasets import load_dataset
+
+    return load_dataset("market1501", str(root))
+
+
+def _tree_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.parent.name != "bounding_box_train"}
+
+
+def test_writer_sweep_layout_manifest_and_content(tmp_path):
+    from PIL import Image
+
+    from robustreid.corruptions.writer import corrupt_dataset, read_image_rgb, read_manifest
+
+    ds = _load(_fake_market(tmp_path / "mk"))
+    out = tmp_path / "out"
+    summ = corrupt_dataset(ds, out, "gaussian_noise,contrast", "1,4", seed=3, progress=False)
+    assert summ.written == 2 * 2 * 7 and summ.skipped == 0
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 28 and len({r["file"] for r in rows}) == 28
+    for r in rows:
+        f = out / r["file"]
+        assert f.exists()
+        src = r["source"]
+        assert r["file"] == f"{r['corruption']}/{r['severity']}/{src}"  # original layout and names
+        assert int(r["seed"]) == image_seed("market1501", src, r["corruption"], int(r["severity"]), 0, 3)
+        if src.endswith(".png"):  # lossless: exactly corrupt() of the source with that seed
+            clean = read_image_rgb(tmp_path / "mk" / src)[None]
+            expect = corrupt(clean, r["corruption"], int(r["severity"]), seed=[int(r["seed"])])[0]
+            assert torch.equal(read_image_rgb(f), expect)
+        else:
+            assert Image.open(f).format == "JPEG"
+    # a copy is a loadable dataset (train linked in), with the same samples
+    copy = _load(out / "contrast" / "4")
+    assert len(copy.query) == 3 and len(copy.gallery) == 4 and len(copy.train) == 2
+
+
+def test_writer_byte_identical_and_resume(tmp_path):
+    from robustreid.corruptions.writer import corrupt_dataset, read_manifest
+
+    ds = _load(_fake_market(tmp_path / "mk"))
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    corrupt_dataset(ds, a, "motion_blur,glass_blur,brightness", "2", seed=5, progress=False)
+    corrupt_dataset(ds, b, "motion_blur,glass_blur,brightness", "2", seed=5, progress=False)
+    ta = _tree_bytes(a)
+    assert ta == _tree_bytes(b) and len(ta) == 3 * 7 + 2
+    # interrupted run: 8 images, a lost manifest row and a torn line, then resume
+    s1 = corrupt_dataset(ds, c, "motion_blur,glass_blur,brightness", "2", seed=5, progress=False, limit=8,
+                         batch_size=3)
+    assert s1.written == 8
+    man = c / "manifest.csv"
+    lines = man.read_text().splitlines(keepends=True)
+    man.write_text("".join(lines[:-1]) + "motion_blur/2/query/00")  # drop the last row, add a torn line
+    s2 = corrupt_dataset(ds, c, "motion_blur,glass_blur,brightness", "2", seed=5, progress=False)
+    assert s2.skipped == 8 and s2.written == 13
+    rows = read_manifest(man)
+    assert sorted(r["file"] for r in rows) == sorted(r["file"] for r in read_manifest(a / "manifest.csv"))
+    assert {k: v for k, v in _tree_bytes(c).items() if k != "manifest.csv"} == \
+        {k: v for k, v in ta.items() if k != "manifest.csv"}
+
+
+def test_writer_mix_protocol(tmp_path):
+    from robustreid.corruptions.writer import corrupt_dataset, mix_choice, read_manifest
+
+    ds = _load(_fake_market(tmp_path / "mk", n_query=6, n_gallery=6))
+    names = ["gaussian_noise", "contrast", "pixelate"]
+    corrupt_dataset(ds, tmp_path / "m", names, "1-5", mode="mix", seed=9, passes=2, progress=False)
+    rows = read_manifest(tmp_path / "m" / "manifest.csv")
+    assert len(rows) == 2 * 12
+    for r in rows:
+        p = int(r["pass"])
+        assert r["file"] == f"mix/pass{p}/{r['source']}"
+        assert (r["corruption"], int(r["severity"])) == mix_choice("market1501", r["source"], names,
+                                                                  [1, 2, 3, 4, 5], p, 9)
+        assert int(r["seed"]) == image_seed("market1501", r["source"], r["corruption"], int(r["severity"]), p, 9)
+    # draws vary over images and passes
+    assert len({(r["corruption"], r["severity"]) for r in rows}) > 3
+    # the choice is uniform over corruptions and severities (checked on many names, from the definition)
+    picks = [mix_choice("d", f"q/{i}.jpg", names, [1, 2, 3, 4, 5]) for i in range(3000)]
+    for n in names:
+        assert abs(sum(p[0] == n for p in picks) / 3000 - 1 / 3) < 0.04
+    for s in range(1, 6):
+        assert abs(sum(p[1] == s for p in picks) / 3000 - 0.2) < 0.03
+
+
+def test_writer_rejects_bad_arguments(tmp_path):
+    from robustreid.corruptions.writer import CorruptWriteError, corrupt_dataset, parse_corruptions, \
+        parse_severities
+
+    assert parse_severities("1-3") == [1, 2, 3] and parse_severities("5,1") == [1, 5]
+    assert parse_corruptions("all") == list(CORRUPTIONS)
+    assert parse_corruptions("noise,contrast") == list(FAMILIES["noise"]) + ["contrast"]
+    for bad in ("0-2", "x", "6", ""):
+        with pytest.raises(CorruptWriteError, match="severities"):
+            parse_severities(bad)
+    with pytest.raises(CorruptWriteError, match="unknown corruption 'fogg'"):
+        parse_corruptions("fog,fogg")
+    ds = _load(_fake_market(tmp_path / "mk"))
+    corrupt_dataset(ds, tmp_path / "o", "contrast", "1", seed=1, progress=False)
+    with pytest.raises(CorruptWriteError, match="seed"):
+        corrupt_dataset(ds, tmp_path / "o", "contrast", "1", seed=2, progress=False)
+    with pytest.raises(CorruptWriteError, match="mode"):
+        corrupt_dataset(ds, tmp_path / "o2", "contrast", "1", mode="random", progress=False)
+
+
+def test_cli_sweep_and_preview(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from robustreid.cli.main import cli
+
+    root = _fake_market(tmp_path / "mk")
+    runner = CliRunner()
+    args = ["corrupt", "--dataset", "market1501", "--root", str(root), "--out", str(tmp_path / "o"),
+            "--corruptions", "pixelate,gaussian_blur", "--severities", "2-3", "--seed", "4", "--no-progress"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "wrote 28 images" in res.output
+    assert (tmp_path / "o" / "pixelate" / "3" / "query" / "0001_c1s1_000000_00.jpg").exists()
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0 and "wrote 0 images, 28 already present" in res.output
+    res = runner.invoke(cli, args[:-3] + ["--severities", "7"])
+    assert res.exit_code != 0 and "severities" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["corrupt", "--dataset", "market1501", "--root", str(tmp_path / "missing"),
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "missing" in res.output
+    img = root / "query" / "0001_c1s1_000000_00.jpg"
+    res = runner.invoke(cli, ["corrupt", "preview", str(img), "--out", str(tmp_path / "g.png"),
+                              "--corruptions", "contrast,shot_noise,fog"])
+    assert res.exit_code == 0, res.output
+    g = Image.open(tmp_path / "g.png")
+    assert g.size[1] > 3 * 64 and g.size[0] > 6 * 32
