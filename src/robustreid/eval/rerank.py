@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from .distance import check_metric, prepare_features
@@ -32,7 +33,7 @@ def _pair_dist(x: torch.Tensor, sq: Optional[torch.Tensor], rows: torch.Tensor, 
     out = torch.empty(rows.numel(), dtype=torch.float32, device=x.device)
     for s in range(0, rows.numel(), chunk):
         r, c = rows[s:s + chunk], cols[s:s + chunk]
-        dot = (x[r] * x[c]).sum(1)
+        dot = torch.bmm(x[r].unsqueeze(1), x[c].unsqueeze(2)).view(-1)
         out[s:s + chunk] = (1.0 - dot) if metric == "cosine" else (sq[r] + sq[c] - 2.0 * dot)
     return out
 
@@ -49,12 +50,28 @@ def _reciprocal(knn: torch.Tensor, m: int) -> torch.Tensor:
     n = knn.shape[0]
     nb = knn[:, :m]
     rows = torch.arange(n, device=knn.device).unsqueeze(1).expand_as(nb)
-    keys = torch.sort((rows * n + nb).reshape(-1)).values
+    keys = _sorted((rows * n + nb).reshape(-1))
     return _member(keys, (nb * n + rows).reshape(-1)).view(n, m)
 
 
+def _unique(keys: torch.Tensor, return_inverse: bool = False):
+    """Sorted unique int64 keys; on CPU through numpy's vectorised sort (much faster than torch's CPU sort)."""
+    if keys.device.type == "cpu":
+        if return_inverse:
+            uk, inv = np.unique(keys.numpy(), return_inverse=True)
+            return torch.from_numpy(uk), torch.from_numpy(inv.reshape(-1).astype(np.int64, copy=False))
+        return torch.from_numpy(np.unique(keys.numpy()))
+    return torch.unique(keys, sorted=True, return_inverse=return_inverse)
+
+
+def _sorted(keys: torch.Tensor) -> torch.Tensor:
+    if keys.device.type == "cpu":
+        return torch.from_numpy(np.sort(keys.numpy()))
+    return torch.sort(keys).values
+
+
 def _segment_sum(keys: torch.Tensor, vals: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    uk, inv = torch.unique(keys, sorted=True, return_inverse=True)
+    uk, inv = _unique(keys, return_inverse=True)
     return uk, torch.zeros(uk.numel(), dtype=vals.dtype, device=vals.device).index_add_(0, inv, vals)
 
 
@@ -84,12 +101,15 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
         return torch.zeros(nq, ng, dtype=torch.float32, device=device)
     budget = int(memory_budget) if memory_budget else DEFAULT_BUDGET
     kk = min(n, max(k1 + 1, k2))
+    # a longer neighbour list (with distances) so that the weights of the expanded sets rarely need a new dot
+    kx = min(n, max(kk, 3 * (k1 + 1)))
     sq = (x * x).sum(1) if metric == "euclidean" else None
     out = torch.empty(nq, ng, dtype=torch.float32, device=device)
 
     # 1. nearest neighbours, row maxima, and the query rows' original distances -----------------------------
     rows_per = max(1, int(budget * 0.5) // (12 * n))
-    knn = torch.empty(n, kk, dtype=torch.int64, device=device)
+    knn = torch.empty(n, kx, dtype=torch.int64, device=device)
+    knn_d = torch.empty(n, kx, dtype=torch.float32, device=device)
     rowmax = torch.empty(n, dtype=torch.float32, device=device)
     buf = torch.empty(rows_per * n, dtype=torch.float32, device=device)
     xt = x.t()
@@ -103,11 +123,13 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
             torch.addmm(sq.unsqueeze(0).expand(b - a, -1), x[a:b], xt, alpha=-2.0, out=blk)
             blk.add_(sq[a:b].unsqueeze(1))
         rowmax[a:b] = blk.max(1).values
-        vals, idx = torch.topk(blk, kk, dim=1, largest=False, sorted=True)
+        vals, idx = torch.topk(blk, kx, dim=1, largest=False, sorted=True)
         # order ties by index, like a stable argsort of the row
         o = torch.sort(idx, dim=1).indices
         vals, idx = vals.gather(1, o), idx.gather(1, o)
-        knn[a:b] = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
+        o = torch.sort(vals, dim=1, stable=True).indices
+        knn[a:b] = idx.gather(1, o)
+        knn_d[a:b] = vals.gather(1, o)
         if a < nq:
             e = min(b, nq)
             out[a:e] = blk[: e - a, nq:] / rowmax[a:e].unsqueeze(1)
@@ -122,21 +144,34 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     ar = torch.arange(n, device=device)
     pi, pt = torch.nonzero(r1, as_tuple=True)  # pairs (i, slot) with knn[i, slot] in R(i, k1)
     pc = knn[pi, pt]
-    r1_keys = pi * n + pc  # sorted: pi ascending, then... sort to be safe
-    r1_keys = torch.sort(r1_keys).values
+    r1_keys = _sorted(pi * n + pc)
     cand = knn[pc, :mh]  # P × mh: the k1/2 lists of each member
     cvalid = rh[pc]
     inside = _member(r1_keys, (pi.unsqueeze(1) * n + cand).reshape(-1)).view_as(cand) & cvalid
     take = 3 * inside.sum(1) > 2 * cvalid.sum(1)  # |R(c, k1/2) ∩ R(i, k1)| > 2/3 |R(c, k1/2)|
     extra_i = pi[take].unsqueeze(1).expand(-1, mh)[cvalid[take]]
     extra_c = cand[take][cvalid[take]]
-    keys = torch.unique(torch.cat([r1_keys, extra_i * n + extra_c]), sorted=True)
+    keys = _unique(torch.cat([r1_keys, extra_i * n + extra_c]))
     vi = torch.div(keys, n, rounding_mode="floor")
     vc = keys - vi * n
     del keys, r1_keys, cand, cvalid, inside, pi, pt, pc
 
     # 3. Gaussian-kernel weights on the row-normalised distance, rows summing to one ---------------------
-    d = _pair_dist(x, sq, vi, vc, metric, chunk=max(1, budget // 4 // (8 * x.shape[1]))) / rowmax[vi]
+    # distances of (i, e) pairs: from the extended neighbour list when e is in it, else a fresh dot product
+    ext_keys = (ar.unsqueeze(1) * n + knn).reshape(-1)
+    ext_order = torch.sort(ext_keys).indices if device.type != "cpu" else \
+        torch.from_numpy(np.argsort(ext_keys.numpy()))
+    ext_sorted = ext_keys[ext_order]
+    pkeys = vi * n + vc
+    pos = torch.searchsorted(ext_sorted, pkeys).clamp_(max=ext_sorted.numel() - 1)
+    hit = ext_sorted[pos] == pkeys
+    d = torch.empty(vi.numel(), dtype=torch.float32, device=device)
+    d[hit] = knn_d.reshape(-1)[ext_order[pos[hit]]]
+    miss = torch.nonzero(~hit).squeeze(1)
+    if miss.numel():
+        d[miss] = _pair_dist(x, sq, vi[miss], vc[miss], metric, chunk=max(1, budget // 4 // (8 * x.shape[1])))
+    del ext_keys, ext_order, ext_sorted, pkeys, pos, hit, miss
+    d = d / rowmax[vi]
     w = torch.exp(-d)
     wsum = torch.zeros(n, dtype=torch.float32, device=device).index_add_(0, vi, w)
     vv = w / wsum[vi]
