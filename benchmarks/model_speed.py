@@ -36,33 +36,49 @@ def parse_model(spec: str):
     return name, kw, last_stride
 
 
-def bench(spec: str, batch: int, size, iters: int, warmup: int, channels_last: bool, num_classes: int = 751):
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(spec: str, batch: int, size, iters: int, warmup: int, channels_last: bool, num_classes: int = 751,
+          device: str = "cpu", amp: str = "off"):
     name, kw, last_stride = parse_model(spec)
     cfg = ModelConfig(backbone=name, backbone_kwargs=kw, last_stride=last_stride, input_size=tuple(size),
                       pooling="cls" if name.startswith("vit") else "gap")
     model = build_model(cfg, num_classes)
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=mf)
+    dev = torch.device(device)
+    model = model.to(dev, memory_format=mf)
     loss_fn = build_losses([{"name": "ce"}, {"name": "triplet"}])
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8).contiguous(memory_format=mf)
-    pids = torch.arange(batch) // 4
+    x = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8).to(dev).contiguous(memory_format=mf)
+    pids = (torch.arange(batch) // 4).to(dev)
+    use_amp = amp != "off" and dev.type == "cuda"
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp == "fp16")
     model.train()
     for i in range(warmup + iters):
         if i == warmup:
+            _sync(dev)
             t0 = time.perf_counter()
-        out = model(x)
-        loss, _ = loss_fn(out, {"pids": pids})
+        with torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
+            out = model(x)
+            loss, _ = loss_fn(out, {"pids": pids})
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    _sync(dev)
     train_ips = batch * iters / (time.perf_counter() - t0)
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
         for i in range(warmup + iters):
             if i == warmup:
+                _sync(dev)
                 t0 = time.perf_counter()
             model(x)
+        _sync(dev)
     eval_ips = batch * iters / (time.perf_counter() - t0)
     with torch.no_grad():
         fmap = model.train().forward_features(x[:2])
@@ -79,17 +95,21 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="mixed precision (CUDA only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     load = os.getloadavg()
     print(f"date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}; threads {args.threads}; "
           f"cpus {os.cpu_count()}; load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"batch {args.batch}; input {args.size[0]}×{args.size[1]}; channels_last {args.channels_last}\n")
+          f"batch {args.batch}; input {args.size[0]}×{args.size[1]}; channels_last {args.channels_last}; "
+          f"device {args.device}; amp {args.amp}\n")
     print("| backbone | params (M) | feat dim | feature map | train img/s (fwd+bwd+step) | eval img/s |")
     print("|---|---|---|---|---|---|")
     for spec in args.models:
-        r = bench(spec, args.batch, args.size, args.iters, args.warmup, args.channels_last)
+        r = bench(spec, args.batch, args.size, args.iters, args.warmup, args.channels_last, device=args.device,
+                  amp=args.amp)
         print(f"| {r['model']} | {r['params']:.2f} | {r['feat_dim']} | {r['fmap']} | {r['train']:.0f} | {r['eval']:.0f} |",
               flush=True)
     load = os.getloadavg()

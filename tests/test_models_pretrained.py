@@ -241,3 +241,21 @@ def test_check_state_dict_messages():
     wider = build_model(_resnet_cfg(width=0.5), 702)
     with pytest.raises(CheckpointMismatchError, match="another architecture"):
         check_state_dict(model, wider.state_dict())
+
+
+def test_vit_pos_embed_from_a_non_square_reid_grid(tmp_path):
+    # a ViT trained at 256×128 (16×8 grid) loaded into a 384×128 model (24×8 grid): the grid is inferred from
+    # the aspect ratio, columns are kept and rows interpolated
+    dim = 16
+    field = torch.arange(16.0).view(16, 1, 1).expand(16, 8, dim)
+    pos = torch.cat([torch.zeros(1, 1, dim), field.reshape(1, 128, dim)], dim=1)
+    path = tmp_path / "reid_vit.pth"
+    torch.save(timm_vit_state_dict(dim=dim, depth=1, pos=pos), path)
+    cfg = ModelConfig(backbone="vit_small_patch16", pooling="cls", input_size=(384, 128),
+                      backbone_kwargs=dict(depth=1, embed_dim=dim, num_heads=2))
+    model = build_model(cfg, 2)
+    report = load_pretrained(model, path)
+    assert report.mismatched == [] and report.resized
+    grid = model.backbone.pos_embed.detach()[0, 1:].reshape(24, 8, dim)
+    assert torch.allclose(grid[:, :1], grid)  # constant along each row: the column structure was kept
+    assert torch.all(grid[1:, 0, 0] >= grid[:-1, 0, 0])

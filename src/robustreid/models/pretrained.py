@@ -7,6 +7,7 @@ Nothing is downloaded: the user provides the file. ``.safetensors`` files are re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -193,12 +194,25 @@ def _fit_pos_embed(pos: torch.Tensor, vit: nn.Module, has_dist: bool, report: Lo
     if pos.dim() == 3 and pos.shape[1] == 1 + grid[0] * grid[1]:
         return pos
     try:
-        resized = resize_pos_embed(pos, grid)
+        resized = resize_pos_embed(pos, grid, _guess_grid(pos.shape[1] - 1, grid))
     except ValueError as e:
         raise CheckpointMismatchError(f"pos_embed: cannot fit the checkpoint's {tuple(pos.shape)} to the "
                                       f"{grid[0]}×{grid[1]} grid: {e}") from None
     report.resized.append(f"pos_embed {_shape(pos.shape)} -> {_shape(resized.shape)}")
     return resized
+
+
+def _guess_grid(n: int, target: Sequence[int]) -> Tuple[int, int]:
+    """The checkpoint's patch grid: square when n is a square (timm's 224×224 files), else the factorisation
+    h×w = n whose aspect ratio is closest to the model's (a ReID ViT trained at 256×128 has a 16×8 grid)."""
+    side = int(round(n ** 0.5))
+    if side * side == n:
+        return side, side
+    ratio = target[0] / target[1]
+    pairs = [(h, n // h) for h in range(1, n + 1) if n % h == 0]
+    if not pairs or n <= 0:
+        raise ValueError(f"{n} patch positions")
+    return min(pairs, key=lambda hw: abs(math.log(hw[0] / hw[1]) - math.log(ratio)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
