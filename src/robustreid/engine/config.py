@@ -70,7 +70,7 @@ class SolverConfig:
 @dataclass
 class TrainOptions:
     """How the loop runs. ``checkpoint_period``: also save every N iterations (0 = only at the end of each epoch);
-    ``eval_period``: evaluate every N epochs (0 = only at the end); ``max_iters_per_epoch``: cap (0 = all)."""
+    ``eval_period``: evaluate every N epochs (0 = only at the end); ``max_iters_per_epoch``: cap (0 = all); ``threads``: torch CPU threads (0 = torch's default)."""
 
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
@@ -84,6 +84,7 @@ class TrainOptions:
     tensorboard: bool = False
     progress: bool = True
     compile: bool = False
+    threads: int = 0
 
 
 @dataclass
