@@ -300,3 +300,20 @@ def test_config_round_trip_and_build_errors():
 def test_build_backbone_passes_kwargs():
     bb = build_backbone(ModelConfig(backbone="resnet18", last_stride=2, backbone_kwargs={"width": 0.5}))
     assert bb.out_channels == 256 and bb.last_stride == 2
+
+
+def test_a_new_method_is_one_registration():
+    # CIL-like: the BoT model with GeM and mean/std 0.5, registered under a new name
+    from dataclasses import replace
+
+    from robustreid.models import BoT
+
+    @MODELS.register("_test_cil_like", override=True)
+    def build(cfg, num_classes):
+        return BoT(replace(cfg, pooling="gem", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), num_classes)
+
+    model = build_model(ModelConfig(name="_test_cil_like", backbone="resnet18", backbone_kwargs={"width": 0.125},
+                                    input_size=(H, W)), 3)
+    assert isinstance(model.pool, GeM) and model.pool.p.item() == 3.0
+    assert torch.allclose(model.pixel_mean, torch.full((1, 3, 1, 1), 0.5))
+    assert model.train()(_images(2))["logits"].shape == (2, 3)

@@ -35,7 +35,7 @@ class GeM(nn.Module):
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"p={float(self.p):.4g}, eps={self.eps}"
+        return f"p={self.p.item():.4g}, eps={self.eps}"
 
 
 @POOLINGS.register("gap")
