@@ -47,12 +47,10 @@ def test_erasing_rectangles_within_bounds(seed, H, W):
             continue
         t, l_, h, w = b
         assert t + h <= H and l_ + w <= W and h < H and w < W
-        # area and aspect within the bounds, up to the rounding of h and w to integers
-        a = h * w / (H * W)
-        assert 0.02 * (1 - 2 / min(h, w)) ** 2 * 0.9 <= a or min(h, w) <= 2
-        assert a <= 0.4 * (1 + 1 / min(h, w)) ** 2 + 1e-9
-        r = h / w
-        assert 0.3 * (1 - 1 / w) / (1 + 1 / h) - 1e-9 <= r <= 3.3 * (1 + 1 / h) / (1 - 1 / max(w, 2)) + 1e-9
+        # h = round(sqrt(a·r)), w = round(sqrt(a/r)) with a in [2 %, 40 %]·H·W and r in [0.3, 3.3]: each is within
+        # 0.5 of its real value, so a = sqrt(a·r)·sqrt(a/r) and r = sqrt(a·r)/sqrt(a/r) lie in these intervals
+        assert (h - 0.5) * (w - 0.5) <= 0.4 * H * W and (h + 0.5) * (w + 0.5) >= 0.02 * H * W
+        assert (h - 0.5) / (w + 0.5) <= 3.3 and (h + 0.5) / (w - 0.5) >= 0.3
 
 
 def test_erasing_fill_modes_and_no_mutation():
