@@ -150,6 +150,7 @@ def test_clean_cache_keyed_by_model_and_run_json(tiny, tmp_path):
         def __init__(self):
             super().__init__()
             self.w = torch.nn.Parameter(torch.ones(1))
+            self.bn = torch.nn.BatchNorm1d(2)  # 0-dim num_batches_tracked buffer in the state dict
             self.seen = 0
 
         def forward(self, x):

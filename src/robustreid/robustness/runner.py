@@ -77,7 +77,7 @@ def module_fingerprint(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
-        t = v.detach().cpu().contiguous()
+        t = v.detach().cpu().contiguous().reshape(-1)
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
