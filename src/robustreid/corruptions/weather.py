@@ -113,9 +113,8 @@ def _plasma_counts(mapsize: int) -> List[int]:
     return counts
 
 
-def plasma_fractal(mapsize: int, wibbledecay: float, seeds: Sequence[int], device=None) -> torch.Tensor:
-    """Diamond-square height maps N×mapsize×mapsize in [0, 1], one per seed (the reference's algorithm: square
-    step then the two diamond fills per level, wrap-around neighbours, noise ±wibble² shrinking by ``wibbledecay``)."""
+def _plasma_raw(mapsize: int, wibbledecay: float, seeds: Sequence[int], device=None) -> torch.Tensor:
+    """Un-normalised diamond-square maps N×mapsize×mapsize (float32), one per seed."""
     if mapsize & (mapsize - 1):
         raise ValueError(f"mapsize must be a power of two, got {mapsize}")
     counts = _plasma_counts(mapsize)
@@ -127,27 +126,33 @@ def plasma_fractal(mapsize: int, wibbledecay: float, seeds: Sequence[int], devic
     step, wibble, pos = mapsize, 100.0, 0
 
     def noise(count: int, side: int) -> torch.Tensor:
+        # wibble · U(−wibble, wibble)
         nonlocal pos
         r = u[:, pos:pos + count].view(n, side, side)
         pos += count
-        return wibble * (2.0 * r - 1.0) * wibble
+        return r * (2.0 * wibble * wibble) - wibble * wibble
 
     for count in counts:
         side = mapsize // step
         half = step // 2
-        corner = m[:, 0::step, 0::step]
-        sq = corner + torch.roll(corner, -1, dims=1)
-        sq = sq + torch.roll(sq, -1, dims=2)
-        m[:, half::step, half::step] = sq / 4 + noise(count, side)
-        dr = m[:, half::step, half::step]
         ul = m[:, 0::step, 0::step]
+        sq = ul + torch.roll(ul, -1, dims=1)
+        sq = sq + torch.roll(sq, -1, dims=2)
+        dr = torch.addcmul(noise(count, side), sq, torch.tensor(0.25, device=u.device))
+        m[:, half::step, half::step] = dr
         lt = dr + torch.roll(dr, 1, dims=1) + ul + torch.roll(ul, -1, dims=2)
-        m[:, 0::step, half::step] = lt / 4 + noise(count, side)
+        m[:, 0::step, half::step] = torch.addcmul(noise(count, side), lt, torch.tensor(0.25, device=u.device))
         tt = dr + torch.roll(dr, 1, dims=2) + ul + torch.roll(ul, -1, dims=1)
-        m[:, half::step, 0::step] = tt / 4 + noise(count, side)
+        m[:, half::step, 0::step] = torch.addcmul(noise(count, side), tt, torch.tensor(0.25, device=u.device))
         step //= 2
         wibble /= wibbledecay
-    m = m.float()
+    return m
+
+
+def plasma_fractal(mapsize: int, wibbledecay: float, seeds: Sequence[int], device=None) -> torch.Tensor:
+    """Diamond-square height maps N×mapsize×mapsize in [0, 1], one per seed (the reference's algorithm: square
+    step then the two diamond fills per level, wrap-around neighbours, noise ±wibble² shrinking by ``wibbledecay``)."""
+    m = _plasma_raw(mapsize, wibbledecay, seeds, device)
     m = m - m.amin(dim=(1, 2), keepdim=True)
     return m / m.amax(dim=(1, 2), keepdim=True)
 
@@ -157,11 +162,13 @@ def fog(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tens
     strength, decay = _FOG[severity - 1]
     n, _, h, w = images.shape
     mapsize = _next_pow2(max(h, w, 3))
-    plasma = plasma_fractal(mapsize, decay, seeds, device=images.device)[:, :h, :w].unsqueeze(1)
-    x = images.float() / 255.0
-    max_val = x.amax(dim=(1, 2, 3), keepdim=True)
-    x = x + strength * plasma
-    return to_uint8_255((x * max_val / (max_val + strength)).clamp(0, 1) * 255)
+    raw = _plasma_raw(mapsize, decay, seeds, device=images.device)
+    lo = raw.amin(dim=(1, 2), keepdim=True)
+    hi = raw.amax(dim=(1, 2), keepdim=True)
+    # normalise only the part that is used: plasma = (raw − lo) / (hi − lo) on [:h, :w]
+    plasma = ((raw[:, :h, :w] - lo) * (255.0 * strength / (hi - lo).clamp(min=1e-12))).unsqueeze(1)  # strength·plasma, 0..255 scale
+    max_val = images.amax(dim=(1, 2, 3), keepdim=True).float() / 255.0
+    return to_uint8_255((images.float() + plasma) * (max_val / (max_val + strength)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
