@@ -85,8 +85,8 @@ def test_bench_cli_end_to_end(market, checkpoint, tmp_path):
     meta = json.loads((out / "run.json").read_text())
     assert meta["models"]["tiny"]["train_corruptions"] == ["fog"]
     assert meta["command"].startswith("robustreid bench")
-    # another batch size, same numbers
-    _bench(market, checkpoint, tmp_path / "run7", "--batch-size", "7")
+    # another batch size and a loader worker process: same numbers
+    _bench(market, checkpoint, tmp_path / "run7", "--batch-size", "7", "--num-workers", "1")
     other = {(r["protocol"], r["corruption"], r["severity"], r["pass"]): r for r in read_results(tmp_path / "run7")}
     for r in rows:
         o = other[(r["protocol"], r["corruption"], r["severity"], r["pass"])]

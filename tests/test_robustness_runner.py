@@ -72,11 +72,12 @@ def test_protocols_corrupt_the_right_side_with_the_seeding_rule(tiny, tmp_path):
     assert {r["family"] for r in rows} == {"clean", "other"}
 
 
-def test_same_seed_same_numbers_whatever_batch_size_and_workers(tiny, tmp_path):
+def test_same_seed_same_numbers_whatever_batch_size(tiny, tmp_path):
+    # (worker counts go through the engine's loader: see tests/test_robustness_cli.py)
     kw = dict(modes="sweep,mix", corruptions="test_noise,test_identity", severities="1,4", passes=1, mix_passes=2,
               seed=3, examples=0)
     a, _ = _run(tiny, tmp_path / "a", batch_size=1, **kw)
-    b, _ = _run(tiny, tmp_path / "b", batch_size=5, num_workers=2, **kw)
+    b, _ = _run(tiny, tmp_path / "b", batch_size=5, **kw)
     c, _ = _run(tiny, tmp_path / "c", batch_size=5, **dict(kw, seed=4))
     key = lambda r: (r["protocol"], r["corruption"], r["severity"], r["pass"])  # noqa: E731
     assert len(a) == len(b) == 1 + 3 * 4 + 3 * 2
@@ -207,3 +208,18 @@ def test_bad_inputs_give_clear_messages(tiny, tmp_path):
         _run(tiny, tmp_path / "r", corruptions="nope")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_benchmark({"x": str(tmp_path / "missing.safetensors")}, tiny, tmp_path / "r", evaluator=reference_evaluate)
+
+
+def test_max_ids_subset_is_deterministic_and_consistent(tiny, tmp_path):
+    from robustreid.robustness.runner import subset_identities
+
+    sub = subset_identities(tiny, 3)
+    qp = sorted({s.pid for s in sub.query})
+    assert qp == [1, 3, 5]  # 6 pids, every second one
+    assert {s.pid for s in sub.gallery} == set(qp)
+    assert len(sub.gallery) == 3 * 3 and subset_identities(tiny, 3).query == sub.query
+    assert subset_identities(tiny, 0) is tiny
+    rows, _ = _run(tiny, tmp_path / "run", protocols="clean", max_ids=3, examples=0)
+    assert rows[0]["num_query"] == 3 and rows[0]["num_gallery"] == 9
+    with pytest.raises(ValueError, match="max_ids"):
+        _run(tiny, tmp_path / "run", protocols="clean", max_ids=4, examples=0)

@@ -54,9 +54,11 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--reference-model", default=None, help="Model name for the mCE-style error ratio.")
 @click.option("--examples", default=6, show_default=True, type=click.IntRange(0),
               help="Queries whose ranked lists are kept for the report.")
+@click.option("--max-ids", default=0, show_default=True, type=click.IntRange(0),
+              help="Evaluate on this many query identities only (quick look; 0 = all).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, severities, mix_severities, passes,
-          mix_passes, seed, batch_size, device, num_workers, flip, reference_model, examples, no_progress):
+          mix_passes, seed, batch_size, device, num_workers, flip, reference_model, examples, max_ids, no_progress):
     """Robustness benchmark: clean / query / gallery / both corrupted, per corruption and severity (sweep) or
     the published random-per-image protocol (mix). Results go to OUT/results.csv (resumable: re-run the same
     command to continue), OUT/run.json; then `robustreid report OUT --out report.html`."""
@@ -93,7 +95,7 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
                              corruptions=corruptions, severities=severities, passes=passes, mix_passes=mix_passes,
                              mix_severities=mix_severities, seed=seed, batch_size=batch_size, device=device,
                              flip=flip, num_workers=num_workers, reference_model=reference_model, examples=examples,
-                             command=cmd, progress=not no_progress)
+                             command=cmd, progress=not no_progress, max_ids=max_ids)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(robustness_table(rows, reference_model if reference_model in models else None))

@@ -233,6 +233,24 @@ def topk_ranking(qf: np.ndarray, gf: np.ndarray, q_pids, g_pids, q_cams, g_cams,
     return out
 
 
+def subset_identities(ds, n: int):
+    """The dataset restricted to ``n`` query identities spread evenly over the sorted query pids (deterministic):
+    their query images and their gallery images, plus the gallery's distractors (pid 0) and junk (pid -1) thinned
+    in the same proportion (every k-th one)."""
+    from ..data.sample import ReidDataset
+
+    pids = sorted({s.pid for s in ds.query})
+    if n <= 0 or n >= len(pids):
+        return ds
+    step = len(pids) / n
+    keep = {pids[int(i * step)] for i in range(n)}
+    every = max(1, round(len(pids) / n))
+    extra = [s for s in ds.gallery if s.pid in (0, -1)][::every]
+    extra_set = {id(s) for s in extra}
+    gallery = [s for s in ds.gallery if s.pid in keep or id(s) in extra_set]
+    return ReidDataset(ds.name, ds.train, [s for s in ds.query if s.pid in keep], gallery, ds.root)
+
+
 def _pick_example_queries(q_pids: np.ndarray, n: int) -> List[int]:
     """n queries of n different identities spread over the query list (deterministic)."""
     first: Dict[int, int] = {}
@@ -255,7 +273,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
                   batch_size: int = 128, device=None, flip: bool = False, num_workers: int = 0,
                   reference_model: Optional[str] = None, max_rank: int = 50, examples: int = 6,
                   evaluator: Optional[Callable] = None, extractor: Optional[Callable] = None,
-                  command: Optional[str] = None, progress: bool = True, mode: Optional[str] = None) -> List[Dict]:
+                  command: Optional[str] = None, progress: bool = True, mode: Optional[str] = None,
+                  max_ids: int = 0) -> List[Dict]:
     """Run (or resume) a robustness benchmark into ``out_dir``; returns all rows of ``out_dir/results.csv``.
 
     ``models``: name -> checkpoint path / torch module / callable (uint8 N×3×H×W -> N×D), or a list (named after
@@ -263,7 +282,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     ``robustreid.data.load_dataset(dataset, root)``. ``modes``: "sweep", "mix" or both. ``mix_corruptions``
     defaults to the chosen ``corruptions``; ``mix_passes`` to ``passes``. ``evaluator`` defaults to
     ``robustreid.eval.evaluate``; ``extractor`` to the engine's ``extract_features`` (plain callables use
-    :func:`robustreid.robustness.extract.simple_extract`).
+    :func:`robustreid.robustness.extract.simple_extract`). ``max_ids`` > 0 evaluates on that many query identities
+    only (:func:`subset_identities`; for quick looks — the numbers are then not comparable with full runs).
     """
     if mode is not None:
         modes = mode
@@ -291,6 +311,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         ds = dataset
     ds_name = ds.name
     ds_root = root if root is not None else (ds.root or None)
+    if max_ids:
+        ds = subset_identities(ds, int(max_ids))
     if not ds.query or not ds.gallery:
         raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be empty")
 
@@ -306,7 +328,7 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         "corruptions": list(corrs), "severities": list(sevs), "passes": passes, "mix_passes": mix_passes,
         "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs), "seed": int(seed),
         "batch_size": int(batch_size), "device": str(dev), "flip": bool(flip), "num_workers": int(num_workers),
-        "reference_model": reference_model, "max_rank": int(max_rank),
+        "reference_model": reference_model, "max_rank": int(max_rank), "max_ids": int(max_ids or 0),
     }
     _write_run_json(out, config, bms, command, len(ds.query), len(ds.gallery))
 
@@ -496,7 +518,7 @@ def _cached_clean(out: Path, bm: BenchModel, ds_name: str, root, split: str, sam
     return f, t
 
 
-_PINNED = ("dataset", "seed", "flip", "mix_corruptions", "mix_severities", "max_rank")
+_PINNED = ("dataset", "seed", "flip", "mix_corruptions", "mix_severities", "max_rank", "max_ids")
 
 
 def _write_run_json(out: Path, config: Dict, bms: List[BenchModel], command: Optional[str], nq: int, ng: int) -> None:
