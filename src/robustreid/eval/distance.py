@@ -48,10 +48,12 @@ def prepare_features(features: ArrayLike, name: str, metric: str, device=None) -
         t = t.float()
     elif t.dtype != torch.float32:
         t = t.float()
-    if t.shape[0] and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: features contain NaN or inf")
+    # one pass: the row norms are finite iff the rows are (or a row is too large to square: also rejected)
+    norms = torch.linalg.vector_norm(t, dim=1)
+    if t.shape[0] and not bool(torch.isfinite(norms).all()):
+        raise ValueError(f"{name}: features contain NaN or inf (or values too large for float32 distances)")
     if metric == "cosine":
-        t = torch.nn.functional.normalize(t, p=2, dim=1, eps=1e-12)
+        t = t / norms.clamp_min(1e-12).unsqueeze(1)
     return t
 
 
