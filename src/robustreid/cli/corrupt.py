@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -145,4 +146,5 @@ def preview(image, out_path, corruptions, severities, seed, cell_height, colors)
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         grid.save(tmp, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)
     click.echo(f"wrote {out_path} ({grid.size[0]}×{grid.size[1]})")

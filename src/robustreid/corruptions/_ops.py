@@ -342,15 +342,19 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angles_deg: Sequence
                 break
             t.append((float(k[i]), dy, dx))
         taps.append(t)
-    m = max([max(abs(dy), abs(dx)) for t in taps for _, dy, dx in t] + [0])
-    xp = pad2d(x, m, m, m, m, "nearest")
+    offs = [(dy, dx) for t in taps for _, dy, dx in t] or [(0, 0)]
+    # shifted[y, x] = img[clamp(y - dy), clamp(x - dx)]: pad only the sides the shifts reach
+    top = max(max(dy for dy, _ in offs), 0)
+    bottom = max(max(-dy for dy, _ in offs), 0)
+    left = max(max(dx for _, dx in offs), 0)
+    right = max(max(-dx for _, dx in offs), 0)
+    xp = F.pad(x, (left, right, top, bottom), mode="replicate") if (top or bottom or left or right) else x
     out = torch.zeros_like(x)
     for j in range(n):
         acc = out[j]
         src = xp[j]
         for wgt, dy, dx in taps[j]:
-            # shifted[y, x] = img[clamp(y - dy), clamp(x - dx)]
-            acc.add_(src[:, m - dy:m - dy + h, m - dx:m - dx + w], alpha=wgt)
+            acc.add_(src[:, top - dy:top - dy + h, left - dx:left - dx + w], alpha=wgt)
     return out
 
 

@@ -17,7 +17,6 @@ Re-expressed in torch from the semantics of ``imagecorruptions`` 1.1.5 (boundary
 
 from __future__ import annotations
 
-import math
 from typing import List
 
 import numpy as np
@@ -91,22 +90,28 @@ def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[
     draws = torch.stack([torch.randint(-d, d, (iterations, nr, nw, 2), generator=image_generator(s))
                          for s in seeds]).to(x.device)
     flat = out.view(n, c, h * w)
-    local = torch.arange(nw, device=x.device).expand(n, nw)
-    steps = max(1, math.ceil(math.log2(max(nw, 2)))) + 1
+    local = torch.arange(nw, device=x.device)
+    row_t = torch.tensor(rows, device=x.device).view(1, 1, nr, 1)
+    dx, dy = draws[..., 0], draws[..., 1]  # N×iters×rows×cols
+    src_all = (row_t + dy) * w + (cols + dx)  # flat source index of every pixel
+    # same-row sources to the right (dx > 0) that were already overwritten in this scan: follow them
+    # (scan position j sits at column w-d-j; column +dx is scan position j-dx)
+    chained_all = (dy == 0) & (dx > 0) & (cols + dx <= w - d)
+    ptr_all = torch.where(chained_all, local - dx, local.expand_as(dx))
+    has_chain = chained_all.any(dim=3).any(dim=0).tolist()  # iters×rows
+    dst_all = torch.tensor(rows, device=x.device).view(-1, 1) * w + cols  # rows×cols
     for it in range(iterations):
-        for ri, row in enumerate(rows):
-            dx = draws[:, it, ri, :, 0]
-            dy = draws[:, it, ri, :, 1]
-            src = (row + dy) * w + (cols + dx)  # N×nw flat source index
-            vals = flat.gather(2, src.unsqueeze(1).expand(n, c, nw))
-            # same-row sources to the right (dx > 0) that were already overwritten in this scan: follow them
-            # (position j in scan order sits at column w-d-j; column +dx is scan position j-dx)
-            chained = (dy == 0) & (dx > 0) & (cols + dx <= w - d)
-            ptr = torch.where(chained, local - dx, local)
-            for _ in range(steps):
-                ptr = ptr.gather(1, ptr)
-            vals = vals.gather(2, ptr.unsqueeze(1).expand(n, c, nw))
-            flat[:, :, row * w + cols] = vals
+        for ri in range(nr):
+            vals = flat.gather(2, src_all[:, it, ri].unsqueeze(1).expand(n, c, nw))
+            if has_chain[it][ri]:
+                ptr = ptr_all[:, it, ri]
+                while True:
+                    nxt = ptr.gather(1, ptr)
+                    if torch.equal(nxt, ptr):
+                        break
+                    ptr = nxt
+                vals = vals.gather(2, ptr.unsqueeze(1).expand(n, c, nw))
+            flat[:, :, dst_all[ri]] = vals
     return out
 
 

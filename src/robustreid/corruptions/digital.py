@@ -69,11 +69,10 @@ def elastic_transform(images: torch.Tensor, severity: int, seeds: List[int]) -> 
     fields = []
     for s in seeds:
         g = image_generator(s)
-        u = torch.rand(2, h, w, generator=g, dtype=torch.float64)  # dx then dy
+        u = torch.rand(2, h, w, generator=g)  # dx then dy
         fields.append(u * (2 * max_d) - max_d)
     f = torch.stack(fields).to(images.device)
     f = _ops.gaussian_blur(f, (0.01 * h, 0.01 * w), truncate=3.0, mode="reflect") * alpha
-    f = f.to(torch.float32)
     yy, xx = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
                             torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
     out = _ops.remap(to_float01(images), yy + f[:, 1], xx + f[:, 0], mode="reflect")

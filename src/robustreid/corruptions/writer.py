@@ -48,6 +48,15 @@ _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif
             ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 class CorruptWriteError(ValueError):
     """Bad arguments or an output folder that does not match the run (the message says which)."""
 
@@ -383,6 +392,7 @@ def _write_chunk(chunk: List[Job], corruption: str, severity: int, out: Path, ma
         with atomic_path(dest) as tmp:
             with open(tmp, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; corrupted copies are ordinary data files
     _append_rows(manifest, [_row(j) for j in chunk])
 
 
