@@ -2,7 +2,9 @@
 
 Forward + backward + SGD step of the BoT model (CE + triplet on a PK batch) at the given input size and batch,
 and eval-mode forward; prints a markdown table. The timings depend on the machine's load: on a shared machine,
-run it when it is quiet and say how loaded it was (the script prints the load average).
+run it when it is quiet and say how loaded it was (the script prints the load average). "train img per CPU-s" divides
+by the process's CPU time instead of wall time: with ``--threads 1`` it hardly depends on the other processes, and
+two free cores give at most twice it.
 
     .venv/bin/python benchmarks/model_speed.py --threads 2 --batch 64 --size 128 64 \
         --models resnet18:width=0.5 resnet18 resnet50
@@ -61,7 +63,7 @@ def bench(spec: str, batch: int, size, iters: int, warmup: int, channels_last: b
     for i in range(warmup + iters):
         if i == warmup:
             _sync(dev)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         with torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
             out = model(x)
             loss, _ = loss_fn(out, {"pids": pids})
@@ -71,6 +73,7 @@ def bench(spec: str, batch: int, size, iters: int, warmup: int, channels_last: b
         scaler.update()
     _sync(dev)
     train_ips = batch * iters / (time.perf_counter() - t0)
+    train_cpu = batch * iters / max(time.process_time() - c0, 1e-9)
     model.eval()
     with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
         for i in range(warmup + iters):
@@ -83,7 +86,7 @@ def bench(spec: str, batch: int, size, iters: int, warmup: int, channels_last: b
     with torch.no_grad():
         fmap = model.train().forward_features(x[:2])
     return dict(model=spec, params=count_parameters(model) / 1e6, feat_dim=model.feat_dim,
-                fmap="×".join(map(str, fmap.shape[1:])), train=train_ips, eval=eval_ips)
+                fmap="×".join(map(str, fmap.shape[1:])), train=train_ips, train_cpu=train_cpu, eval=eval_ips)
 
 
 def main() -> None:
@@ -105,12 +108,14 @@ def main() -> None:
           f"cpus {os.cpu_count()}; load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
           f"batch {args.batch}; input {args.size[0]}×{args.size[1]}; channels_last {args.channels_last}; "
           f"device {args.device}; amp {args.amp}\n")
-    print("| backbone | params (M) | feat dim | feature map | train img/s (fwd+bwd+step) | eval img/s |")
-    print("|---|---|---|---|---|---|")
+    print("| backbone | params (M) | feat dim | feature map | train img/s (fwd+bwd+step) | train img per CPU-s | "
+          "eval img/s |")
+    print("|---|---|---|---|---|---|---|")
     for spec in args.models:
         r = bench(spec, args.batch, args.size, args.iters, args.warmup, args.channels_last, device=args.device,
                   amp=args.amp)
-        print(f"| {r['model']} | {r['params']:.2f} | {r['feat_dim']} | {r['fmap']} | {r['train']:.0f} | {r['eval']:.0f} |",
+        print(f"| {r['model']} | {r['params']:.2f} | {r['feat_dim']} | {r['fmap']} | {r['train']:.0f} | {r['train_cpu']:.0f} | "
+              f"{r['eval']:.0f} |",
               flush=True)
     load = os.getloadavg()
     print(f"\nload average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -110,8 +110,9 @@ def test_normalisation_uses_config_mean_std():
         model.normalize(torch.zeros(3, 2, 2))
 
 
-def test_channels_last_gives_the_same_embedding():
-    model = build_model(_cfg("resnet18", {"width": 0.25}), 3).eval()
+@pytest.mark.parametrize("backbone,width", [("resnet18", 0.25), ("resnet50_ibn_a", 0.125)])
+def test_channels_last_gives_the_same_embedding(backbone, width):
+    model = build_model(_cfg(backbone, {"width": width}), 3).eval()
     x = _images()
     ref = model(x)
     cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))

@@ -28,8 +28,11 @@ class IBN(nn.Module):
         self.BN = nn.BatchNorm2d(planes - self.half)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous() else torch.contiguous_format
         a, b = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
-        return torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous())], dim=1)
+        out = torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous(memory_format=fmt))], dim=1)
+        return out.contiguous(memory_format=fmt)
 
 
 def _norm1(planes: int, ibn: bool) -> nn.Module:
