@@ -109,7 +109,8 @@ def test_report_cli_and_errors(run_dir, tmp_path):
     from robustreid.cli.main import cli
 
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(cli, ["report", str(run_dir), "--out", str(out), "--title", "My <title>"])
+    res = CliRunner().invoke(cli, ["report", str(run_dir), "--out", str(out), "--title", "My <title>",
+                                   "--queries", "0"])
     assert res.exit_code == 0, res.output
     assert "<title>My &lt;title&gt;</title>" in out.read_text()
     empty = tmp_path / "empty"
