@@ -69,7 +69,7 @@ def dataset_rows(ds) -> List[List[object]]:
     rows = []
     for split in ("train", "query", "gallery"):
         items = ds.split(split)
-        pids = {s.pid for s in items if s.pid != 0}
+        pids = {s.pid for s in items if split == "train" or s.pid != 0}
         rows.append([split, f"{len(items):,}", f"{len(pids):,}", len({s.camid for s in items}),
                      sum(1 for s in items if s.pid == 0 and split == "gallery"),
                      sum(1 for s in items if s.occluded)])
