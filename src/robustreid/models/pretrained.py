@@ -153,6 +153,8 @@ def load_pretrained(model: nn.Module, path: Union[str, Path], *, strict: bool = 
     backbones; ``fc.*`` / ``head.*`` are ignored; ``pos_embed`` is resized (bicubic) to the model's patch grid.
     Tensors whose shape does not fit are skipped and listed in ``mismatched``. ``strict=True`` raises
     :class:`CheckpointMismatchError` when anything is missing, unexpected or mismatched."""
+    while isinstance(getattr(model, "module", None), nn.Module):  # DistributedDataParallel / DataParallel
+        model = model.module
     target = getattr(model, "backbone", model)
     sd = read_state_dict(path)
     fmt = detect_format(sd)
