@@ -90,6 +90,16 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
     if mix_passes is None:
         mix_passes = 10 if mds == ("mix",) and passes == 1 else passes
     cmd = _command_line(click.get_current_context())
+    import time
+    from pathlib import Path
+
+    from ..robustness.results import read_results, row_key
+
+    try:
+        before = {row_key(r) for r in read_results(out_dir)} if Path(out_dir, "results.csv").exists() else set()
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    t0 = time.perf_counter()
     try:
         rows = run_benchmark(models, dataset, out_dir, root=root, protocols=protocols, modes=mds,
                              corruptions=corruptions, severities=severities, passes=passes, mix_passes=mix_passes,
@@ -98,5 +108,13 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
                              command=cmd, progress=not no_progress, max_ids=max_ids)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
+    wall = time.perf_counter() - t0
     click.echo(robustness_table(rows, reference_model if reference_model in models else None))
+    new = [r for r in rows if row_key(r) not in before]
+    if new:
+        parts = {k: sum(r[k] for r in new) for k in ("extract_s", "corrupt_s", "metrics_s")}
+        click.echo(f"\n{len(new)} new cells in {wall:.1f} s: extraction {parts['extract_s']:.1f} s, corruption "
+                   f"{parts['corrupt_s']:.1f} s, metrics {parts['metrics_s']:.1f} s")
+    else:
+        click.echo("\nnothing to do: every cell was already in the results")
     click.echo(f"\nresults: {out_dir}/results.csv — report: robustreid report {out_dir} --out {out_dir}/report.html")
