@@ -138,6 +138,12 @@ def pad2d(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: s
     """Pad the last two dims of ``x`` with a scipy boundary mode."""
     if mode == "constant":
         return F.pad(x, (left, right, top, bottom))
+    if x.ndim == 4 and x.is_floating_point():  # torch's own padding is ~10x faster than index_select
+        h, w = x.shape[-2:]
+        if mode == "nearest":
+            return F.pad(x, (left, right, top, bottom), mode="replicate")
+        if mode == "mirror" and max(top, bottom) < h and max(left, right) < w:
+            return F.pad(x, (left, right, top, bottom), mode="reflect")
     iy = pad_index(x.shape[-2], top, bottom, mode, x.device)
     ix = pad_index(x.shape[-1], left, right, mode, x.device)
     return x.index_select(-2, iy).index_select(-1, ix)
@@ -183,18 +189,40 @@ def filter_matrix(n: int, kernel1d, mode: str = "nearest", device=None, dtype=to
     return torch.as_tensor(_filter_matrix_np(int(n), key, mode), dtype=dtype, device=device)
 
 
+def _banded_matmul(m: torch.Tensor, x: torch.Tensor, radius: int, dim: int, block: int = 32) -> torch.Tensor:
+    """``m @ x`` along ``dim`` (-2: rows, -1: columns) for a banded ``m`` (|i - j| <= radius after boundary
+    folding), done block by block on the band only (a few times fewer flops than the dense product)."""
+    n = m.shape[0]
+    if 2 * radius + block >= n or n < 2 * block:
+        return torch.matmul(m, x) if dim == -2 else torch.matmul(x, m.t())
+    outs = []
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        lo, hi = max(0, i0 - radius), min(n, i1 + radius)
+        mb = m[i0:i1, lo:hi]
+        if dim == -2:
+            outs.append(torch.matmul(mb, x[..., lo:hi, :]))
+        else:
+            outs.append(torch.matmul(x[..., lo:hi], mb.t()))
+    return torch.cat(outs, dim=dim)
+
+
 def separable_filter(x: torch.Tensor, kh, kw, mode: str = "nearest") -> torch.Tensor:
     """Correlate the last two dims of ``x`` with 1-D kernels ``kh`` (along H) and ``kw`` (along W).
 
     ``kh`` / ``kw`` may be None to skip that axis.
     """
     out = x
-    if kh is not None:
-        mh = filter_matrix(x.shape[-2], kh, mode, x.device, x.dtype)
-        out = torch.matmul(mh, out)
-    if kw is not None:
-        mw = filter_matrix(x.shape[-1], kw, mode, x.device, x.dtype)
-        out = torch.matmul(out, mw.t())
+    for k, dim in ((kh, -2), (kw, -1)):
+        if k is None:
+            continue
+        n = x.shape[dim]
+        mat = filter_matrix(n, k, mode, x.device, x.dtype)
+        r = len(np.asarray(k).ravel()) // 2
+        if mode == "wrap" or r >= n:
+            out = torch.matmul(mat, out) if dim == -2 else torch.matmul(out, mat.t())
+        else:
+            out = _banded_matmul(mat, out, r, dim)
     return out
 
 
