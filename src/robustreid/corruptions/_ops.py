@@ -259,11 +259,26 @@ def filter2d(x: torch.Tensor, kernel2d: torch.Tensor, mode: str = "mirror",
     if method == "direct":
         out = F.conv2d(xp.reshape(n * c, 1, *xp.shape[-2:]), kernel2d[None, None])
         return out.reshape(n, c, h, w)
-    ph, pw = xp.shape[-2:]
-    kf = torch.zeros(ph, pw, dtype=x.dtype, device=x.device)
+    # circular convolution on an FFT-friendly size >= the padded size: the valid outputs (from kh-1, kw-1 on)
+    # never wrap around
+    fh, fw = next_fast_len(xp.shape[-2]), next_fast_len(xp.shape[-1])
+    kf = torch.zeros(fh, fw, dtype=x.dtype, device=x.device)
     kf[:kh, :kw] = kernel2d.flip(0, 1)  # correlation = convolution with the flipped kernel
-    y = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(kf), s=(ph, pw))
+    y = torch.fft.irfft2(torch.fft.rfft2(xp, s=(fh, fw)) * torch.fft.rfft2(kf), s=(fh, fw))
     return y[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w]
+
+
+def next_fast_len(n: int) -> int:
+    """Smallest m >= n whose prime factors are 2, 3 and 5 (fast FFT sizes)."""
+    m = max(int(n), 1)
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
 def box_blur(x: torch.Tensor, k: int, mode: str = "mirror") -> torch.Tensor:

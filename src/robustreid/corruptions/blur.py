@@ -101,6 +101,12 @@ def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[
     has_chain = chained_all.any(dim=3).any(dim=0).tolist()  # iters×rows
     dst_all = torch.tensor(rows, device=x.device).view(-1, 1) * w + cols  # rows×cols
     for it in range(iterations):
+        if d == 1:
+            # dy, dx in {-1, 0}: every source is a pixel not yet overwritten in this pass (the row above, the
+            # pixel to the left, or itself), so the whole pass is one gather
+            src = src_all[:, it].reshape(n, 1, nr * nw).expand(n, c, nr * nw)
+            flat[:, :, dst_all.reshape(-1)] = flat.gather(2, src)
+            continue
         for ri in range(nr):
             vals = flat.gather(2, src_all[:, it, ri].unsqueeze(1).expand(n, c, nw))
             if has_chain[it][ri]:
