@@ -133,11 +133,22 @@ def _standin_build_loader(samples, *, batch_size, size=None, train=False, sample
                                        num_workers=num_workers, collate_fn=collate, drop_last=drop_last)
 
 
+STANDINS = (("read_image", _standin_read_image), ("PKSampler", _StandinPKSampler),
+            ("build_loader", _standin_build_loader))
+
+
 def install_data_standins(monkeypatch) -> None:
     """Use the stand-ins only for what ``robustreid.data`` does not provide yet."""
     import robustreid.data as data
 
-    for name, fn in (("read_image", _standin_read_image), ("PKSampler", _StandinPKSampler),
-                     ("build_loader", _standin_build_loader)):
-        if not hasattr(data, name):
+    for name, fn in STANDINS:
+        if not provides(data, name):
             monkeypatch.setattr(data, name, fn, raising=False)
+
+
+def provides(module, name: str) -> bool:
+    try:
+        getattr(module, name)
+    except (AttributeError, ImportError):
+        return False
+    return True

@@ -23,13 +23,12 @@ def _worker(rank, world, port, dataset, out, result_dir):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     import robustreid.data as data
-    from engine_support import _StandinPKSampler, _standin_build_loader, _standin_read_image
+    from engine_support import STANDINS, provides
     from robustreid.engine import distributed as D
     from robustreid.engine.trainer import Trainer
 
-    for name, fn in (("read_image", _standin_read_image), ("PKSampler", _StandinPKSampler),
-                     ("build_loader", _standin_build_loader)):
-        if not hasattr(data, name):
+    for name, fn in STANDINS:
+        if not provides(data, name):
             setattr(data, name, fn)
 
     seen = []
@@ -80,9 +79,9 @@ def test_two_gloo_processes(tmp_path):
     from robustreid.engine.extract import extract_features
     from robustreid.eval import evaluate
     import robustreid.data as data
-    from engine_support import _standin_build_loader
+    from engine_support import _standin_build_loader, provides
 
-    if not hasattr(data, "build_loader"):
+    if not provides(data, "build_loader"):
         data.build_loader = _standin_build_loader
         added = True
     else:
