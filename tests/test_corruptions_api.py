@@ -335,6 +335,8 @@ def test_cli_sweep_and_preview(tmp_path):
     res = runner.invoke(cli, ["corrupt", "--dataset", "market1501", "--root", str(tmp_path / "missing"),
                               "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "missing" in res.output
+    res = runner.invoke(cli, args[:-1] + ["--device", "tpu:x"])
+    assert res.exit_code != 0 and "torch device" in res.output
     img = root / "query" / "0001_c1s1_000000_00.jpg"
     res = runner.invoke(cli, ["corrupt", "preview", str(img), "--out", str(tmp_path / "g.png"),
                               "--corruptions", "contrast,shot_noise,fog"])

@@ -110,6 +110,14 @@ def corrupt(ctx, dataset_name, root, out, corruptions, severities, mode, seed, p
     if batch_size < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch-size")
     try:
+        import torch
+
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{device!r} is not a torch device (cpu, cuda, cuda:1)", param_hint="--device")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    try:
         ds = load_dataset(dataset_name, root)
     except (DatasetError, FileNotFoundError, KeyError) as e:
         _fail(e)

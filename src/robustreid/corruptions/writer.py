@@ -314,6 +314,13 @@ def corrupt_dataset(dataset, out: Union[str, Path], corruptions: Union[str, Sequ
     params = {"dataset": dataset.name, "root": str(dataset.root), "seed": int(seed), "mode": mode,
               "passes": int(passes), "image_format": image_format, "corruptions": corruptions,
               "severities": severities, "splits": list(splits)}
+    if "frost" in corruptions:  # which frost textures this run used (photographs or generated; see the docs)
+        try:
+            from .weather import frost_source
+
+            params["frost_source"] = frost_source()
+        except (ImportError, AttributeError):  # pragma: no cover - depends on the weather module
+            pass
     _check_run(out, params)
     manifest = out / MANIFEST
     recorded = {r["file"] for r in read_manifest(manifest, repair=True)}
