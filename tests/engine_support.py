@@ -71,7 +71,7 @@ def _standin_read_image(path):
 class _StandinPKSampler:
     """P identities × K images per batch; identities of each epoch split across ranks; deterministic in (seed, epoch)."""
 
-    def __init__(self, pids, p, k, seed=0, rank=0, world_size=1):
+    def __init__(self, pids, p, k, seed=0, rank=0, world_size=1, repeats=1):
         self.pids, self.p, self.k, self.seed, self.rank, self.world = list(pids), p, k, seed, rank, world_size
         self.epoch = 0
         self.by_pid = {}

@@ -23,6 +23,8 @@ class DataConfig:
     """Where the training data comes from and how a training batch is drawn and augmented.
 
     The crop size is the model's ``model.input_size``. ``p`` identities × ``k`` images per batch (PK sampler).
+    ``repeats``: how many times an epoch visits every identity (0 = auto: about one pass over the training images,
+    round(images / (identities · k)), as BoT's identity sampler; Market-1501: 4).
     ``flip`` / ``pad`` are the basic augmentations applied on the training device (horizontal flip with
     probability ``flip``; zero padding by ``pad`` pixels then a random crop back to the input size). ``augs`` are
     batch augmentations (``robustreid.transforms.augment``), e.g. ``[{name: random_erasing, p: 0.5}]``.
@@ -33,6 +35,7 @@ class DataConfig:
     options: Dict[str, Any] = field(default_factory=dict)
     p: int = 16
     k: int = 4
+    repeats: int = 0
     num_workers: int = 0
     cache: bool = True
     flip: float = 0.5
@@ -120,6 +123,8 @@ class TrainConfig:
             raise ConfigError(f"solver.warmup_factor: expected in (0, 1], got {s.warmup_factor}")
         if list(s.steps) != sorted(s.steps):
             raise ConfigError(f"solver.steps: expected increasing epochs, got {s.steps}")
+        if d.repeats < 0:
+            raise ConfigError(f"data.repeats: expected >= 0 (0 = auto), got {d.repeats}")
         if d.p < 1 or d.k < 1:
             raise ConfigError(f"data.p / data.k: expected >= 1, got p={d.p}, k={d.k}")
         if not 0 <= d.flip <= 1:

@@ -141,12 +141,19 @@ class Trainer:
             specs.append(spec)
         return build_losses(specs)
 
+    def sampler_repeats(self, pids: Sequence[int]) -> int:
+        """``data.repeats``, or (0 = auto) about one pass over the images per epoch: round(N / (ids · k))."""
+        d = self.cfg.data
+        if d.repeats > 0:
+            return d.repeats
+        return max(1, round(len(pids) / (len(set(pids)) * d.k)))
+
     def build_sampler(self, pids: Sequence[int]):
         from ..data import PKSampler
 
         d = self.cfg.data
         return PKSampler(list(pids), d.p, d.k, seed=self.cfg.train.seed, rank=self.dist.rank,
-                         world_size=self.dist.world_size)
+                         world_size=self.dist.world_size, repeats=self.sampler_repeats(pids))
 
     def build_train_loader(self, samples, sampler):
         from ..data import build_loader
