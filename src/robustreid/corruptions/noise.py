@@ -66,19 +66,19 @@ def poisson_uint8(values: torch.Tensor, lam: float, seeds: Sequence[int]) -> tor
     cdf, guide, kmax = _poisson_tables(float(lam))
     buckets = guide.numel() // 256
     u = draw_per_image("rand", values.shape[1:], seeds)  # float32: CDF resolution 6e-8, negligible
-    v = values.to(torch.int64)
-    k = guide[v * buckets + (u * buckets).to(torch.int64)]
+    v = values.reshape(-1).to(torch.int64)
+    uf = u.reshape(-1)
+    k = guide.index_select(0, v * buckets + (uf * buckets).to(torch.int64))
     base = v * kmax
-    step = u >= cdf[base + k]
+    step = uf >= cdf.index_select(0, base + k)
     k += step
-    # the few values still short of their CDF interval (tails) walk on, compacted
-    idx = step.reshape(-1).nonzero().squeeze(1)
-    kf, uf, bf = k.view(-1), u.reshape(-1), base.reshape(-1)
-    while idx.numel():
-        more = uf[idx] >= cdf[bf[idx] + kf[idx]]
-        idx = idx[more]
-        kf[idx] += 1
-    return k
+    # the few values still short of their CDF interval (tails): binary search in their own CDF rows
+    idx = step.nonzero().squeeze(1)
+    if idx.numel():
+        rows = cdf.view(256, kmax).index_select(0, v.index_select(0, idx))
+        found = torch.searchsorted(rows, uf.index_select(0, idx).unsqueeze(1), right=True).squeeze(1)
+        k.index_copy_(0, idx, found.clamp_(max=kmax - 1))
+    return k.view(values.shape)
 
 
 @register_corruption("shot_noise")
