@@ -23,10 +23,11 @@ Separable and 2-D filtering
     ``gaussian_kernel1d(sigma, truncate=4.0)``: scipy.ndimage's kernel (radius ``int(truncate*sigma+0.5)``);
     ``filter_matrix(n, kernel1d, mode)``: n×n matrix M with ``M @ v == scipy.ndimage.correlate1d(v, k, mode)``;
     ``separable_filter(x, kh, kw, mode)``: correlate along H with ``kh`` and along W with ``kw`` (matmul with the
-    banded boundary-folded matrices: exact boundary handling, fast on CPU);
+    banded boundary-folded matrices, block by block on the band: exact boundary handling, fast on CPU);
     ``gaussian_blur(x, sigma, truncate=4.0, mode='nearest')``: = skimage.filters.gaussian / scipy gaussian_filter
     (``sigma`` a float or (sigma_h, sigma_w));
-    ``filter2d(x, kernel2d, mode='mirror')``: dense 2-D correlation, like cv2.filter2D (default border REFLECT_101);
+    ``filter2d(x, kernel2d, mode='mirror')``: dense 2-D correlation, like cv2.filter2D (default border REFLECT_101;
+    FFT for kernels larger than 7×7, on ``next_fast_len`` sizes);
     ``box_blur(x, k, mode='mirror')``: k×k mean filter with cv2.blur's anchor (k even: anchor at k//2);
     ``disk_kernel(radius, alias_blur)``: the anti-aliased disk of ImageNet-C's defocus blur.
 
