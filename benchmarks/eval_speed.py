@@ -140,15 +140,22 @@ def main():
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    try:  # numpy's BLAS (the per-query loop's matrix-vector products) gets the same number of threads
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        pass
     from robustreid.eval import evaluate
 
     nq, ng, nid = SCALES[args.scale]
     only = set(args.only.split(","))
     qf, gf, qp, gp, qc, gc_ = make_data(nq, ng, nid, args.dim, args.noise)
     print(f"scale {args.scale}: {nq} query × {ng} gallery, {args.dim}-d float32, noise {args.noise}, "
-          f"torch threads {args.threads}, device {args.device}; inputs resident: {rss_mb():.0f} MB RSS\n")
+          f"torch and BLAS threads {args.threads}, device {args.device}; inputs resident: {rss_mb():.0f} MB RSS\n")
     rows = []
     floor = None
+    base_rss = rss_mb()
     if "matmul" in only:
         _, dt, pk = measure(lambda: matmul(qf, gf, args.chunked))
         floor = dt
@@ -175,13 +182,13 @@ def main():
             dt = dt * nq / n
             note += f"; time extrapolated from {n} queries"
         rows.append(("per-query loop (older toolboxes)", dt, pk, note))
-    print("| evaluator | time (s) | × matmul | ours is × faster | peak above inputs (MB) | notes |")
-    print("|---|---|---|---|---|---|")
+    print("| evaluator | time (s) | × matmul | ours is × faster | peak above inputs (MB) | peak RSS (MB) | notes |")
+    print("|---|---|---|---|---|---|---|")
     ours_t = next((r[1] for r in rows if r[0].startswith("robustreid")), None)
     for name, dt, pk, note in rows:
         xm = f"{dt / floor:.2f}" if floor else "-"
         xf = f"{dt / ours_t:.1f}" if ours_t and not name.startswith("robustreid") else "-"
-        print(f"| {name} | {dt:.2f} | {xm} | {xf} | {pk:.0f} | {note} |")
+        print(f"| {name} | {dt:.2f} | {xm} | {xf} | {pk:.0f} | {pk + base_rss:.0f} | {note} |")
 
 
 if __name__ == "__main__":

@@ -199,3 +199,16 @@ def test_inputs_not_modified():
     np.testing.assert_array_equal(qf, q0)
     np.testing.assert_array_equal(gf, g0)
     np.testing.assert_array_equal(d, d0)
+
+
+def test_torch_inputs_with_grad_and_float16():
+    rng = np.random.default_rng(2)
+    qf = torch.randn(6, 8, requires_grad=True)
+    gf = torch.randn(20, 8, requires_grad=True)
+    labels = (rng.integers(0, 4, 6), rng.integers(0, 4, 20), rng.integers(0, 2, 6), rng.integers(0, 2, 20))
+    ref = classic(compute_distance(qf.detach(), gf.detach()).numpy(), *labels, 50)
+    assert_same(evaluate(qf, gf, *labels), ref, 6)
+    # float16 features are upcast exactly; same ranking as their float32 copy
+    h = evaluate(qf.detach().half(), gf.detach().half(), *labels)
+    f = evaluate(qf.detach().half().float(), gf.detach().half().float(), *labels)
+    assert h.mAP == f.mAP and np.array_equal(h.cmc, f.cmc)

@@ -97,6 +97,7 @@ class BlockDistance:
         return key
 
 
+@torch.no_grad()
 def compute_distance(query_features: ArrayLike, gallery_features: ArrayLike, metric: str = "cosine",
                      device=None) -> torch.Tensor:
     """The full q×g float32 distance matrix (``1 - cos`` or squared Euclidean). Only for small inputs: the

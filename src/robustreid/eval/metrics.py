@@ -367,6 +367,7 @@ def _run(nq: int, ng: int, block_fn, dtype, lab: _Labels, *, max_rank: int, devi
 # public API
 
 
+@torch.no_grad()
 def evaluate(query_features, gallery_features, query_pids, gallery_pids, query_camids, gallery_camids, *,
              metric: str = "cosine", max_rank: int = 50, device=None, tpr_at_fpr=False,
              memory_budget: Optional[int] = None, rerank: bool = False, k1: int = 20, k2: int = 6,
@@ -404,6 +405,7 @@ def evaluate(query_features, gallery_features, query_pids, gallery_pids, query_c
                 tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget)
 
 
+@torch.no_grad()
 def evaluate_distances(distmat, query_pids, gallery_pids, query_camids, gallery_camids, *, max_rank: int = 50,
                        device=None, tpr_at_fpr=False, memory_budget: Optional[int] = None) -> EvalResult:
     """Same metrics from a precomputed q×g distance matrix (smaller = more similar), e.g. re-ranking output.

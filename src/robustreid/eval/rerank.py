@@ -75,6 +75,7 @@ def _segment_sum(keys: torch.Tensor, vals: torch.Tensor) -> Tuple[torch.Tensor, 
     return uk, torch.zeros(uk.numel(), dtype=vals.dtype, device=vals.device).index_add_(0, inv, vals)
 
 
+@torch.no_grad()
 def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, *,
             metric: str = "cosine", device=None, memory_budget: Optional[int] = None) -> torch.Tensor:
     """k-reciprocal re-ranked q×g float32 distance matrix (smaller = more similar), as a torch tensor.
