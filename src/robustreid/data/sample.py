@@ -12,8 +12,9 @@ class Sample:
     """One image of one identity seen by one camera.
 
     ``pid`` is the label used for training (relabelled 0..N-1 in the train split) and the original identity in
-    query/gallery; ``orig_pid`` always holds the id read from the file name or list. ``camid`` is 0-based; -1 when
-    the source has no camera information (see docs: same-camera filtering is then off for that sample).
+    query/gallery; ``orig_pid`` always holds the id read from the file name or list. ``camid`` is 0-based. When the
+    source has no camera information (folder / CSV loaders) the loader sets query camid 0, gallery camid 1 and
+    train camid 0 with ``extra["camera_known"] = False``, so same-camera filtering removes nothing (docs/datasets.md).
     """
 
     path: str
