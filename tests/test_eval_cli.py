@@ -66,3 +66,22 @@ def test_eval_errors(feature_file, tmp_path):
     bad.write_bytes(b"not a file")
     r = runner.invoke(cli, ["eval", "--features", str(bad)])
     assert r.exit_code != 0 and "bad.safetensors" in r.output and "Traceback" not in r.output
+
+
+def test_eval_checkpoint_mode_calls_extraction(feature_file, monkeypatch):
+    import robustreid.engine.extract as ex
+    from robustreid.eval import load_features
+
+    path, qf, gf, qp, gp, qc, gc = feature_file
+    calls = {}
+
+    def fake(checkpoint, dataset, root, *, splits=("query", "gallery"), device=None, batch_size=128, flip=False):
+        calls.update(checkpoint=checkpoint, dataset=dataset, root=root, splits=splits, flip=flip)
+        return load_features(path)
+
+    monkeypatch.setattr(ex, "extract_dataset_features", fake)
+    r = CliRunner().invoke(cli, ["eval", "--checkpoint", "runs/x", "--dataset", "synthetic", "--root", "/d", "--flip"])
+    assert r.exit_code == 0, r.output
+    assert calls == {"checkpoint": "runs/x", "dataset": "synthetic", "root": "/d", "splits": ("query", "gallery"),
+                     "flip": True}
+    assert f"{100 * evaluate(qf, gf, qp, gp, qc, gc).mAP:.2f}" in r.output
