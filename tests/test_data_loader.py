@@ -63,3 +63,11 @@ def test_train_shuffle_is_seeded_and_pk_sampler(samples):
     for b in dl:
         pids = b["pids"].tolist()
         assert pids[0] == pids[1] and pids[2] == pids[3] and pids[0] != pids[2]
+
+
+def test_cache_with_a_worker_is_precomputed(samples):
+    dl = build_loader(samples[:4], batch_size=2, size=(16, 8), num_workers=1, cache=True)
+    assert bool(dl.dataset._filled.all())  # decoded once in this process, shared with the worker
+    imgs = torch.cat([b["images"] for b in dl])
+    ref = build_loader(samples[:4], batch_size=4, size=(16, 8))
+    assert torch.equal(imgs, next(iter(ref))["images"])

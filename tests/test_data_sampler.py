@@ -16,14 +16,14 @@ def pid_lists():
 
 @settings(max_examples=60, deadline=None)
 @given(pids=pid_lists(), p=st.integers(1, 5), k=st.integers(1, 4), seed=st.integers(0, 1000),
-       world=st.integers(1, 3), epoch=st.integers(0, 5))
-def test_pk_properties(pids, p, k, seed, world, epoch):
+       world=st.integers(1, 3), epoch=st.integers(0, 5), repeats=st.integers(1, 2))
+def test_pk_properties(pids, p, k, seed, world, epoch, repeats):
     n_ids = len(set(pids))
     if n_ids < p * world:
         with pytest.raises(ValueError, match="at least"):
             PKSampler(pids, p, k, seed=seed, world_size=world)
         return
-    samplers = [PKSampler(pids, p, k, seed=seed, rank=r, world_size=world) for r in range(world)]
+    samplers = [PKSampler(pids, p, k, seed=seed, rank=r, world_size=world, repeats=repeats) for r in range(world)]
     per_rank = []
     for s in samplers:
         s.set_epoch(epoch)
@@ -49,6 +49,7 @@ def test_pk_properties(pids, p, k, seed, world, epoch):
         for b in range(a + 1, world):
             assert not per_rank[a] & per_rank[b], "ranks own disjoint identities"
     assert set().union(*per_rank) == set(pids), "every identity appears each epoch"
+    assert samplers[0].num_batches == repeats * -(-(-(-n_ids // world)) // p)
 
 
 def test_epochs_differ_and_resume_mid_epoch():
@@ -73,3 +74,12 @@ def test_small_identities_sampled_with_replacement():
     counts = Counter(pids[i] for i in batch)
     assert counts == {0: 4, 1: 4, 2: 4}
     assert [i for i in batch if pids[i] == 0] == [0, 0, 0, 0]
+
+
+def test_three_ranks_disjoint_and_in_step():
+    pids = [i // 2 for i in range(2 * 31)]  # 31 identities: shares of 11, 10, 10
+    ranks = [PKSampler(pids, 4, 2, seed=7, rank=r, world_size=3, repeats=2) for r in range(3)]
+    owned = [{pids[i] for i in s} for s in ranks]
+    assert [len(o) for o in owned] == [11, 10, 10]
+    assert not (owned[0] & owned[1] or owned[0] & owned[2] or owned[1] & owned[2])
+    assert {len(s) for s in ranks} == {2 * 3 * 4 * 2}  # repeats × ceil(11 / 4) batches × P × K on every rank

@@ -15,9 +15,10 @@ __all__ = ["PKSampler"]
 class PKSampler(Sampler[int]):
     """Indices in batches of ``p`` identities × ``k`` images (yielded flat: use ``batch_size = p * k``).
 
-    One epoch visits every identity ``repeats`` times. Per repeat the identities (those with >= 1 image) are
-    shuffled and dealt round-robin to the ``world_size`` ranks, so each rank owns a disjoint share; every rank pads
-    its share by re-using its own first identities up to the same number of batches, so all ranks step together.
+    Each epoch the identities (those with >= 1 image) are shuffled and dealt round-robin to the ``world_size``
+    ranks, so each rank owns a disjoint share; a rank visits each of its identities ``repeats`` times (reshuffled
+    for every repeat). Every rank pads its share by re-using its own identities up to the same number of batches,
+    so all ranks step together.
     Within a batch the P identities are distinct; each contributes K images, drawn without replacement when it has
     >= K images and with replacement otherwise. The order is a deterministic function of (seed, epoch, rank).
 
@@ -65,14 +66,14 @@ class PKSampler(Sampler[int]):
         epoch = self.epoch if epoch is None else int(epoch)
         rank = self.rank if rank is None else int(rank)
         out: List[List[int]] = []
+        rng = np.random.default_rng(derive_seed("pk-sampler", self.seed, epoch))
+        own = self.ids[rng.permutation(len(self.ids))][rank::self.world_size]  # this rank's identities this epoch
+        need = self.batches_per_repeat * self.p
+        # image draws: per (seed, epoch, rank) so ranks never share a stream
+        irng = np.random.default_rng(derive_seed("pk-sampler-images", self.seed, epoch, rank))
         for r in range(self.repeats):
-            rng = np.random.default_rng(derive_seed("pk-sampler", self.seed, epoch, r))
-            perm = self.ids[rng.permutation(len(self.ids))]
-            share = perm[rank::self.world_size]
-            need = self.batches_per_repeat * self.p
+            share = own if r == 0 else own[irng.permutation(len(own))]
             share = np.concatenate([share, share[: need - len(share)]])
-            # image draws: per (seed, epoch, repeat, rank) so ranks never share a stream
-            irng = np.random.default_rng(derive_seed("pk-sampler-images", self.seed, epoch, r, rank))
             for b in range(self.batches_per_repeat):
                 batch: List[int] = []
                 for pid in share[b * self.p:(b + 1) * self.p]:
