@@ -121,18 +121,31 @@ def pixelate(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Ten
     return x.index_select(-1, _pil_nearest_index(sw, w).to(dev)).index_select(-2, _pil_nearest_index(sh, h).to(dev))
 
 
-@register_corruption("jpeg_compression")
-@chunked(16)
-def jpeg_compression(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
-    """Re-encode as JPEG at quality 25/18/15/10/7 with PIL (per image, on the CPU)."""
+def _jpeg_roundtrip(a: np.ndarray, quality: int) -> np.ndarray:
     from PIL import Image
 
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im)
+
+
+@register_corruption("jpeg_compression")
+def jpeg_compression(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
+    """Re-encode as JPEG at quality 25/18/15/10/7 with PIL (per image, on the CPU; PIL releases the GIL, so
+    with more than one torch thread the images are spread over that many threads)."""
     q = JPEG_QUALITY[severity - 1]
     arr = images.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()
     out = np.empty_like(arr)
-    for i, a in enumerate(arr):
-        buf = io.BytesIO()
-        Image.fromarray(a).save(buf, "JPEG", quality=q)
-        buf.seek(0)
-        out[i] = np.asarray(Image.open(buf))
+    workers = min(torch.get_num_threads(), len(arr) // 8)
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, r in enumerate(pool.map(_jpeg_roundtrip, arr, [q] * len(arr))):
+                out[i] = r
+    else:
+        for i, a in enumerate(arr):
+            out[i] = _jpeg_roundtrip(a, q)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(images.device)
