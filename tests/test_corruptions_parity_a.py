@@ -243,3 +243,26 @@ def test_reference_glass_swap_copies():
     x = np.random.default_rng(0).integers(0, 256, (30, 20, 3)).astype(np.uint8)
     y = icc._shuffle_pixels_njit_glass_blur(30, 20, x.copy(), (1, 2, 2), 5)
     assert sorted(map(tuple, x.reshape(-1, 3))) != sorted(map(tuple, y.reshape(-1, 3)))
+
+
+@pytest.mark.parametrize("mode,np_mode", [("nearest", "edge"), ("reflect", "symmetric"), ("mirror", "reflect"),
+                                          ("wrap", "wrap"), ("constant", "constant")])
+def test_ops_pad2d_matches_numpy(mode, np_mode):
+    x = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(0))
+    ref = np.pad(x.numpy(), ((0, 0), (0, 0), (4, 2), (3, 5)), mode=np_mode)
+    assert np.allclose(_ops.pad2d(x, 4, 2, 3, 5, mode).numpy(), ref)  # float: torch padding where it applies
+    assert np.array_equal(_ops.pad2d((x * 255).to(torch.uint8), 4, 2, 3, 5, mode).numpy(),
+                          np.pad((x * 255).to(torch.uint8).numpy(), ((0, 0), (0, 0), (4, 2), (3, 5)), mode=np_mode))
+    big = np.pad(x.numpy(), ((0, 0), (0, 0), (12, 1), (1, 9)), mode=np_mode)  # pads larger than the image
+    assert np.allclose(_ops.pad2d(x, 12, 1, 1, 9, mode).numpy(), big)
+
+
+def test_ops_next_fast_len():
+    for n in range(1, 300):
+        m = _ops.next_fast_len(n)
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        assert m >= n and k == 1
+        assert all(_ops.next_fast_len(j) != j for j in range(n, m))
