@@ -104,6 +104,11 @@ def test_reuse_and_argument_mismatch(occ_set, tmp_path):
     assert meta["args"]["seed"] == 5 and len(meta["identities"]) == SMALL["identities"]
     with pytest.raises(ValueError, match="cameras"):
         generate(str(tmp_path / "x"), identities=4, cameras=1)
+    # a folder holding other images (no manifest) is never mixed with ours
+    os.makedirs(tmp_path / "real" / "query")
+    (tmp_path / "real" / "query" / "0001_c1s1_000001_00.jpg").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="would not write"):
+        generate(str(tmp_path / "real"), **SMALL)
 
 
 def test_palettes_are_shared_between_identities():

@@ -682,13 +682,22 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
         for f in ("manifest.json", "manifest.csv"):
             if os.path.exists(os.path.join(out, f)):
                 os.remove(os.path.join(out, f))
-    # an interrupted earlier run (no manifest yet) is simply written again: the files are deterministic
+    plan, n_train = _plan(identities, cameras, images_per_id, seed, distractors, junk)
+    planned = {f"{SPLIT_DIRS[sp]}/{_market_name(pid, cm, fr)}" for fr, (sp, pid, cm, _, _) in enumerate(plan, 1)}
+    # an interrupted earlier run (no manifest yet) is simply written again, the files are deterministic; but never
+    # mix our images with files we would not write (another set, or someone's real data)
+    for d in SPLIT_DIRS.values():
+        folder = os.path.join(out, d)
+        if os.path.isdir(folder):
+            foreign = sorted(f for f in os.listdir(folder) if f"{d}/{f}" not in planned)
+            if foreign:
+                raise FileExistsError(f"{folder} holds files this synthetic set would not write (e.g. {foreign[0]}); "
+                                      f"choose an empty folder or pass overwrite=True (--overwrite)")
     for d in SPLIT_DIRS.values():
         os.makedirs(os.path.join(out, d), exist_ok=True)
         if occluded:
             os.makedirs(os.path.join(out, "masks", d), exist_ok=True)
 
-    plan, n_train = _plan(identities, cameras, images_per_id, seed, distractors, junk)
     canvas = _Canvas(h, w)
     cams = [make_camera(seed, k, (h, w)) for k in range(cameras)]
     ident_cache: Dict[Tuple[str, int], Identity] = {}
