@@ -118,6 +118,15 @@ def test_bad_inputs_give_clear_errors(batch):
         corrupt(batch, "gaussian_noise", 1, seed=[1, 2])
 
 
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (8, 8)])
+def test_tiny_images(size):
+    x = _images(n=2, h=12, w=12)[:, :, :size[0], :size[1]].contiguous()
+    for name in NAMES:
+        for s in (1, 5):
+            out = corrupt(x, name, s, seed=0)
+            assert out.shape == x.shape and out.dtype == torch.uint8
+
+
 def test_empty_batch():
     x = torch.zeros(0, 3, 16, 16, dtype=torch.uint8)
     assert corrupt(x, "gaussian_noise", 1).shape == x.shape

@@ -81,7 +81,7 @@ def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[
     n, c, h, w = x.shape
     d = int(max_delta)
     rows = list(range(h - d, d, -1))  # h - d down to d + 1, as the reference
-    cols = torch.arange(w - d, d, -1, device=x.device)  # scan order within a row (right to left)
+    cols = torch.tensor(list(range(w - d, d, -1)), dtype=torch.long, device=x.device)  # scan order: right to left
     nr, nw = len(rows), int(cols.numel())
     out = x.clone()
     if nr == 0 or nw == 0:
