@@ -84,7 +84,9 @@ def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequen
     vmax = vmax if vmax is not None else float(allv.max())
     nrow, ncol = len(row_labels), len(col_labels)
     with plt.rc_context(_STYLE):
-        pw = 0.62 * ncol + 0.5
+        pw = max(0.62 * ncol + 0.5, 1.9)  # wide enough for the panel title with one column
+        if fmt == "{:.0f}" and vmax < 10:
+            fmt = "{:.1f}"  # small values (a weak model) keep one decimal
         fig, axes = plt.subplots(1, len(mats), figsize=(pw * len(mats) + 1.9, 0.3 * nrow + 1.3), squeeze=False,
                                  sharey=True)
         im = None
@@ -128,6 +130,7 @@ def bar_panels(panels: Sequence[dict], series: Sequence[str], *, suptitle: str =
             top = max(top, float(np.nanmax(v)))
     if reference is not None and np.isfinite(np.asarray(reference, dtype=float)).any():
         top = max(top, float(np.nanmax(np.asarray(reference, dtype=float))) * scale)
+    afmt = "{:.0f}" if top >= 10 else "{:.1f}"
     with plt.rc_context(_STYLE):
         widths = [max(2.4, 0.55 * len(p["groups"]) * max(1, ns) ** 0.6 + 0.6) for p in panels]
         fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 1.8, 3.3), squeeze=False, sharey=True,
@@ -143,7 +146,7 @@ def bar_panels(panels: Sequence[dict], series: Sequence[str], *, suptitle: str =
                               color=col)
                 for b, val in zip(bars, v[si]):
                     if np.isfinite(val):
-                        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{val:.0f}", ha="center",
+                        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), afmt.format(val), ha="center",
                                 va="bottom", fontsize=7.5)
                 if reference is not None and np.isfinite(reference[si]):
                     ax.axhline(reference[si] * scale, color=col, ls="--", lw=1, alpha=0.8)
