@@ -223,3 +223,17 @@ def test_max_ids_subset_is_deterministic_and_consistent(tiny, tmp_path):
     assert rows[0]["num_query"] == 3 and rows[0]["num_gallery"] == 9
     with pytest.raises(ValueError, match="max_ids"):
         _run(tiny, tmp_path / "run", protocols="clean", max_ids=4, examples=0)
+
+
+def test_occlusion_family_runs_through_the_same_protocols(tiny, tmp_path):
+    from robustreid.corruptions import OCCLUSIONS
+    from robustreid.robustness import family_summary
+
+    rows, _ = _run(tiny, tmp_path / "run", corruptions="occlusion", severities="3", examples=0)
+    occ = [r for r in rows if r["protocol"] != "clean"]
+    assert sorted({r["corruption"] for r in occ}) == sorted(OCCLUSIONS)
+    assert {r["family"] for r in occ} == {"occlusion"} and len(occ) == 3 * len(OCCLUSIONS)
+    clean = _by(rows, protocol="clean")[0]["mAP"]
+    assert any(r["mAP"] < clean for r in occ)
+    fam = family_summary(rows)
+    assert [(d["protocol"], d["family"]) for d in fam] == [(p, "occlusion") for p in ("query", "gallery", "both")]

@@ -182,7 +182,38 @@ def _family_section(rows) -> str:
                 "model; dashed lines: each model's clean mAP. The gap between bar and line is what the family costs.")
 
 
-def _heatmaps(rows) -> str:
+def _seen_in_training(metas) -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {}
+    for meta in metas:
+        for name, m in (meta.get("models") or {}).items():
+            if m.get("train_corruptions"):
+                out[name] = list(m["train_corruptions"])
+    return out
+
+
+def _largest_drops(rows, k: int = 3) -> str:
+    """One sentence per model: the k corruptions costing the most mAP under `both` (sweep, mean over severities)."""
+    items = []
+    clean = clean_metrics(rows)
+    for m, ds in models_in(rows):
+        c = clean.get((m, ds))
+        corrs, _, mat = corruption_matrix(rows, m, "both", "mAP", ds)
+        if not corrs or not c:
+            continue
+        means = np.nanmean(mat, axis=1)
+        order = np.argsort(means, kind="stable")[:k]
+        worst = ", ".join(f"{corrs[i].replace('_', ' ')} ({_pct(means[i])})" for i in order if np.isfinite(means[i]))
+        best = int(np.nanargmax(means))
+        items.append(f"<li><b>{_e(m)}</b> on {_e(ds)} (clean {_pct(c['mAP'])}): hardest {_e(worst)}; easiest "
+                     f"{_e(corrs[best].replace('_', ' '))} ({_pct(means[best])}).</li>")
+    if not items:
+        return ""
+    return ("<p><b>At a glance</b> — mAP % with query and gallery corrupted, mean over the swept severities:</p><ul>"
+            + "".join(items) + "</ul>")
+
+
+def _heatmaps(rows, seen: Optional[Dict[str, List[str]]] = None) -> str:
+    seen = seen or {}
     parts = []
     for m, ds in models_in(rows):
         clean = clean_metrics(rows).get((m, ds), {})
@@ -207,7 +238,10 @@ def _heatmaps(rows) -> str:
         cm = f" — clean mAP {_pct(clean.get('mAP'))}%" if clean else ""
         vmax = max(100 * clean.get("mAP", 0.0), float(np.nanmax([np.nanmax(x) for x in mats])) * 100
                    if any(np.isfinite(x).any() for x in mats) else 1.0)
-        png = _plots().heatmap_panels(mats, titles, corrs, [str(s) for s in sevs], suptitle=f"{m} on {ds}{cm}",
+        labels = [c + (" *" if c in seen.get(m, ()) else "") for c in corrs]
+        if m in seen:
+            cm += " (* seen in training)"
+        png = _plots().heatmap_panels(mats, titles, labels, [str(s) for s in sevs], suptitle=f"{m} on {ds}{cm}",
                                       cbar_label="mAP %", vmax=vmax)
         parts.append(_img(png, f"heatmap {m}"))
     if not parts:
@@ -395,10 +429,10 @@ def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *,
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     n_cells = len(rows)
     sections = [
-        ("overview", "Overview", _overview(rows, reference_model)
+        ("overview", "Overview", _largest_drops(rows) + _overview(rows, reference_model)
          + "<p class='note'>Cells show mAP % (± std over passes where there are several) with R1 % below.</p>"),
         ("families", "Per-family robustness", _family_section(rows)),
-        ("heatmaps", "Corruption × severity", _heatmaps(rows)),
+        ("heatmaps", "Corruption × severity", _heatmaps(rows, _seen_in_training(metas))),
         ("crops", "What the corruptions look like", _crop_section(metas, examples)),
         ("ranked", "Ranked lists, clean vs corrupted", _ranked_section(examples, max_ranked_queries)),
         ("config", "Configuration and how to reproduce", _config_section(metas)),
