@@ -293,6 +293,12 @@ def test_writer_mix_protocol(tmp_path):
         assert (r["corruption"], int(r["severity"])) == mix_choice("market1501", r["source"], names,
                                                                   [1, 2, 3, 4, 5], p, 9)
         assert int(r["seed"]) == image_seed("market1501", r["source"], r["corruption"], int(r["severity"]), p, 9)
+    # the same rule as the robustness runner's on-the-fly mix protocol
+    from robustreid.robustness.protocols import mix_choice as runner_choice
+
+    for r in rows:
+        assert runner_choice("market1501", r["source"], int(r["pass"]), 9, names, [1, 2, 3, 4, 5]) == \
+            (r["corruption"], int(r["severity"]))
     # draws vary over images and passes
     assert len({(r["corruption"], r["severity"]) for r in rows}) > 3
     # the choice is uniform over corruptions and severities (checked on many names, from the definition)

@@ -4,14 +4,15 @@ Layout (``rel`` is an image's path relative to the dataset root, e.g. ``query/00
 
 * ``mode="sweep"``: ``OUT/<corruption>/<severity>/<rel>`` for every chosen corruption and severity;
 * ``mode="mix"``: ``OUT/mix/<rel>``: the published protocol, each image one corruption drawn among the chosen
-  ones and one severity among the chosen severities, both drawn from the image's own seed;
+  ones and one severity among the chosen severities, both drawn from the image's own seed (the robustness
+  runner's rule, :func:`mix_choice`);
 * with ``passes > 1`` every copy gets one more folder level ``pass<k>`` (k = 0..passes-1) before ``<rel>``.
 
 Every copy root also gets symbolic links to the dataset root's other entries (the train folder, list files), so a
 copy is a complete dataset: ``load_dataset(name, OUT/fog/3)`` reads it (``link_rest=False`` turns this off).
 
 Seeds: image i uses ``image_seed(dataset.name, rel, corruption, severity, pass, seed)``; in mix mode the choice of
-corruption and severity comes from ``image_seed(dataset.name, rel, "mix", 0, pass, seed)``. The same dataset, seed
+corruption and severity comes from ``derive_seed(dataset.name, rel, "mix", pass, seed)`` (see :func:`mix_choice`). The same dataset, seed
 and options give byte-identical files on every machine (CPU; see docs/corruptions.md for CUDA).
 
 Files keep their names and format: JPEG sources are written as JPEG (quality 95, 4:4:4 chroma, i.e. a small
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from ..utils.io import atomic_path, atomic_write_text
-from .base import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES, OCCLUSIONS, corrupt, image_generator, image_seed
+from .base import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES, OCCLUSIONS, corrupt, image_seed
 
 MANIFEST = "manifest.csv"
 RUN_FILE = "corrupt_run.json"
@@ -157,11 +158,14 @@ class Job:
 
 def mix_choice(dataset: str, rel: str, corruptions: Sequence[str], severities: Sequence[int], pass_index: int = 0,
                seed: int = 0) -> Tuple[str, int]:
-    """The (corruption, severity) the mix protocol gives image ``rel`` in pass ``pass_index``."""
-    g = image_generator(image_seed(dataset, rel, "mix", 0, pass_index, seed))
-    c = int(torch.randint(len(corruptions), (1,), generator=g))
-    s = int(torch.randint(len(severities), (1,), generator=g))
-    return corruptions[c], int(severities[s])
+    """The (corruption, severity) the mix protocol gives image ``rel`` in pass ``pass_index``.
+
+    The rule is the robustness runner's (:func:`robustreid.robustness.protocols.mix_choice`), so a mix copy written
+    here holds exactly the images the benchmark's mix protocol corrupts on the fly with the same seed.
+    """
+    from ..robustness.protocols import mix_choice as protocol_mix_choice
+
+    return protocol_mix_choice(dataset, rel, int(pass_index), int(seed), list(corruptions), list(severities))
 
 
 def _rel(path: str, root: str) -> str:
