@@ -92,13 +92,15 @@ def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
 
 
 def test_amp_request_on_cpu_trains_in_float32(dataset, tmp_path):
-    cfg = tiny_config("train.amp=bf16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1")
+    cfg = tiny_config("train.amp=bf16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1",
+                      "solver.clip_grad=1e-3", "solver.optimizer=adamw")
     t = Trainer(cfg, tmp_path / "amp", dataset=dataset)
     try:
         res = t.train()
     finally:
         t.close()
     assert t.amp == "off" and res["steps"] == 1
+    assert isinstance(t.optimizer, torch.optim.AdamW)
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
 
 
@@ -162,3 +164,25 @@ def test_train_cli_and_resume_flag(dataset, tmp_path, monkeypatch):
     assert r.exit_code != 0 and "did you mean 'lr'" in r.output
     r = run.invoke(cli, ["train", "--resume", "--out", str(tmp_path / "nothing")])
     assert r.exit_code != 0 and "config" in r.output.lower()
+
+
+def test_gradient_clipping_bounds_the_norm(dataset, tmp_path):
+    cfg = tiny_config("solver.clip_grad=1e-3", "solver.epochs=1", "solver.warmup_epochs=0")
+    t = Trainer(cfg, tmp_path / "clip", dataset=dataset)
+    try:
+        t.setup()
+        t.train_step(next(iter(t.loader)), 0, 0)
+        norm = torch.norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
+    finally:
+        t.close()
+    assert norm <= 1e-3 * (1 + 1e-4)
+    # without clipping the same step's gradient is far larger (so the bound above is the clipping's doing)
+    cfg = tiny_config("solver.epochs=1", "solver.warmup_epochs=0")
+    t = Trainer(cfg, tmp_path / "noclip", dataset=dataset)
+    try:
+        t.setup()
+        t.train_step(next(iter(t.loader)), 0, 0)
+        norm = torch.norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
+    finally:
+        t.close()
+    assert norm > 1e-2
