@@ -186,3 +186,17 @@ def test_gradient_clipping_bounds_the_norm(dataset, tmp_path):
     finally:
         t.close()
     assert norm > 1e-2
+
+
+def test_non_finite_loss_stops_with_a_message(dataset, tmp_path):
+    from robustreid.losses import LOSSES
+
+    class NaNLoss(torch.nn.Module):
+        def forward(self, outputs, batch):
+            return outputs["logits"].sum() * float("nan")
+
+    if "nan_probe_test" not in LOSSES:
+        LOSSES.add("nan_probe_test", lambda: NaNLoss())
+    cfg = tiny_config("losses=[{name: nan_probe_test}]", "solver.epochs=1", "solver.warmup_epochs=0")
+    with pytest.raises(FloatingPointError, match="non-finite loss at epoch 0 iteration 0"):
+        train(cfg, tmp_path / "nan", dataset=dataset)

@@ -161,7 +161,7 @@ class Trainer:
         d = self.cfg.data
         return build_loader(samples, batch_size=d.p * d.k, size=tuple(self.cfg.model.input_size), train=True,
                             sampler=sampler, num_workers=d.num_workers, cache=d.cache, seed=self.cfg.train.seed,
-                            drop_last=True)
+                            drop_last=True, pin_memory=self.device.type == "cuda")
 
     def build_batch_augment(self):
         from ..transforms.augment import build_batch_augment
@@ -360,8 +360,8 @@ class Trainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
 
-    def train_step(self, batch: Dict[str, Any], epoch: int, iteration: int) -> Dict[str, float]:
-        """One optimisation step on a loader batch; returns the logged values (floats)."""
+    def train_step(self, batch: Dict[str, Any], epoch: int, iteration: int) -> Dict[str, torch.Tensor]:
+        """One optimisation step on a loader batch; returns the values to log (0-d tensors, not synchronised)."""
         self.train_model.train()
         self.criterion.train()
         b = self.prepare_batch(batch, epoch, iteration)
@@ -376,9 +376,6 @@ class Trainer:
         with self._autocast():
             outputs = self.forward(b)
             loss, parts = self.compute_loss(outputs, b)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} iteration {iteration} "
-                                     f"(parts: { {k: float(v) for k, v in parts.items()} }); lower solver.lr?")
         self.scaler.scale(loss).backward()
         if self.cfg.solver.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
@@ -394,9 +391,9 @@ class Trainer:
                         prm.grad.mul_(g["grad_scale"])
             self.scaler.step(self.loss_optimizer)
         self.scaler.update()
-        out = {"loss": float(loss.detach())}
-        out.update({k: float(v) for k, v in parts.items()})
-        return out
+        out = {"loss": loss.detach()}
+        out.update({k: v.detach() for k, v in parts.items()})
+        return out  # 0-d tensors: read (one device sync) only when logging
 
     # ------------------------------------------------------------------ loop
     def train(self) -> Dict[str, Any]:
@@ -429,6 +426,10 @@ class Trainer:
                         bar.update(1)
                     period = max(cfg.train.log_period, 1)
                     if self.global_step % period == 0 or self.iteration == self.iters_per_epoch:
+                        values = {k: float(v) for k, v in values.items()}
+                        if not all(map(np.isfinite, values.values())):
+                            raise FloatingPointError(f"non-finite loss at epoch {epoch} iteration {it}: {values}; "
+                                                     "lower solver.lr or turn on solver.clip_grad?")
                         dt = time.perf_counter() - t_log
                         ips = n_log / dt if dt > 0 else float("nan")
                         t_log, n_log = time.perf_counter(), 0
