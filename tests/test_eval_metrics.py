@@ -212,3 +212,19 @@ def test_torch_inputs_with_grad_and_float16():
     h = evaluate(qf.detach().half(), gf.detach().half(), *labels)
     f = evaluate(qf.detach().half().float(), gf.detach().half().float(), *labels)
     assert h.mAP == f.mAP and np.array_equal(h.cmc, f.cmc)
+
+
+@SETTINGS
+@given(problems(max_q=8, max_g=25))
+def test_torch_sort_path_used_on_gpu(prob):
+    """On CUDA the candidate keys are sorted with torch.sort instead of numpy: same results (checked on CPU)."""
+    import robustreid.eval.metrics as M
+
+    dist, qp, gp, qc, gc = prob
+    orig = M._sort_keys
+    M._sort_keys = lambda key: torch.sort(key).values
+    try:
+        res = evaluate_distances(dist.astype(np.float32), qp, gp, qc, gc, max_rank=7, memory_budget=5000)
+    finally:
+        M._sort_keys = orig
+    assert_same(res, classic(dist, qp, gp, qc, gc, 7), len(qp))

@@ -73,3 +73,17 @@ def test_tiny_sets_and_convenience():
     assert r.mAP == ref.mAP and np.array_equal(r.cmc, ref.cmc)
     with pytest.raises(ValueError, match="lambda_value"):
         re_rank(qf, gf, lambda_value=2.0)
+
+
+def test_torch_sort_path_used_on_gpu(monkeypatch):
+    """On CUDA the sparse steps sort with torch instead of numpy: same output (checked on CPU)."""
+    import robustreid.eval.rerank as R
+
+    rng = np.random.default_rng(9)
+    qf = rng.standard_normal((10, 6)).astype(np.float32)
+    gf = rng.standard_normal((30, 6)).astype(np.float32)
+    ref = R.re_rank(qf, gf, 6, 3, 0.3)
+    monkeypatch.setattr(R, "_sorted", lambda k: torch.sort(k).values)
+    monkeypatch.setattr(R, "_unique", lambda k, return_inverse=False: torch.unique(k, sorted=True,
+                                                                                  return_inverse=return_inverse))
+    np.testing.assert_allclose(R.re_rank(qf, gf, 6, 3, 0.3).numpy(), ref.numpy(), atol=1e-6)
