@@ -117,14 +117,18 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     for a in range(0, n, rows_per):
         b = min(n, a + rows_per)
         blk = buf[: (b - a) * n].view(b - a, n)
+        # only monotone maps separate the block from the distances (1 - sim; + |x_a|²): max and top-k are taken
+        # on the raw block (two passes over it) and the map is applied to the selected values only
         if metric == "cosine":
-            torch.mm(x[a:b], xt, out=blk)
-            blk.neg_().add_(1.0)
+            torch.mm(x[a:b], xt, out=blk)  # similarity
+            rowmax[a:b] = 1.0 - blk.min(1).values
+            vals, idx = torch.topk(blk, kx, dim=1, largest=True, sorted=True)
+            vals = 1.0 - vals
         else:
-            torch.addmm(sq.unsqueeze(0).expand(b - a, -1), x[a:b], xt, alpha=-2.0, out=blk)
-            blk.add_(sq[a:b].unsqueeze(1))
-        rowmax[a:b] = blk.max(1).values
-        vals, idx = torch.topk(blk, kx, dim=1, largest=False, sorted=True)
+            torch.addmm(sq.unsqueeze(0).expand(b - a, -1), x[a:b], xt, alpha=-2.0, out=blk)  # |g|² - 2 q·g
+            rowmax[a:b] = blk.max(1).values + sq[a:b]
+            vals, idx = torch.topk(blk, kx, dim=1, largest=False, sorted=True)
+            vals = vals + sq[a:b].unsqueeze(1)
         # order ties by index, like a stable argsort of the row
         o = torch.sort(idx, dim=1).indices
         vals, idx = vals.gather(1, o), idx.gather(1, o)
@@ -133,7 +137,11 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
         knn_d[a:b] = vals.gather(1, o)
         if a < nq:
             e = min(b, nq)
-            out[a:e] = blk[: e - a, nq:] / rowmax[a:e].unsqueeze(1)
+            g_part = blk[: e - a, nq:]
+            if metric == "cosine":
+                out[a:e] = (1.0 - g_part) / rowmax[a:e].unsqueeze(1)
+            else:
+                out[a:e] = (g_part + sq[a:e].unsqueeze(1)) / rowmax[a:e].unsqueeze(1)
     del buf
     rowmax = torch.where(rowmax > 0, rowmax, torch.ones_like(rowmax))  # all-equal rows: avoid 0/0
 
