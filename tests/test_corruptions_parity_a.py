@@ -219,11 +219,12 @@ def _sequential_glass(x, d, iters, seed):
     """The reference's scan written out pixel by pixel (copy semantics), with our random numbers."""
     x = x.clone()
     _, _, h, w = x.shape
-    rows, cols = list(range(h - d, d, -1)), list(range(w - d, d, -1))
+    rows, cols = list(range(h - d, d, -1)), list(range(w - d, d, -1))  # bottom to top, right to left
     dr = torch.randint(-d, d, (iters, len(rows), len(cols), 2), generator=image_generator(seed))
     for it in range(iters):
         for ri, hh in enumerate(rows):
-            for ci, ww in enumerate(cols):
+            for ww in cols:
+                ci = ww - d - 1  # our random numbers are indexed by column
                 dx, dy = int(dr[it, ri, ci, 0]), int(dr[it, ri, ci, 1])
                 x[0, :, hh, ww] = x[0, :, hh + dy, ww + dx].clone()
     return x

@@ -80,34 +80,34 @@ def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[
     """
     n, c, h, w = x.shape
     d = int(max_delta)
-    rows = list(range(h - d, d, -1))  # h - d down to d + 1, as the reference
-    cols = torch.tensor(list(range(w - d, d, -1)), dtype=torch.long, device=x.device)  # scan order: right to left
-    nr, nw = len(rows), int(cols.numel())
+    rows = list(range(h - d, d, -1))  # h - d down to d + 1, bottom to top, as the reference
+    c0 = d + 1  # processed columns: d + 1 .. w - d (scanned right to left); random numbers indexed by column
+    nr, nw = len(rows), w - 2 * d
     out = x.clone()
-    if nr == 0 or nw == 0:
+    if nr <= 0 or nw <= 0:
         return out
-    # per image: iterations × rows × cols × (dx, dy), each U{-d .. d-1} like np.random.randint(-d, d)
+    # per image: iterations × rows × columns × (dx, dy), each U{-d .. d-1} like np.random.randint(-d, d)
     draws = torch.stack([torch.randint(-d, d, (iterations, nr, nw, 2), generator=image_generator(s))
                          for s in seeds]).to(x.device)
     flat = out.view(n, c, h * w)
     local = torch.arange(nw, device=x.device)
+    cols = local + c0
     row_t = torch.tensor(rows, device=x.device).view(1, 1, nr, 1)
     dx, dy = draws[..., 0], draws[..., 1]  # N×iters×rows×cols
     src_all = (row_t + dy) * w + (cols + dx)  # flat source index of every pixel
-    # same-row sources to the right (dx > 0) that were already overwritten in this scan: follow them
-    # (scan position j sits at column w-d-j; column +dx is scan position j-dx)
+    # same-row sources to the right (dx > 0, up to column w-d) were already overwritten in this scan: follow them
     chained_all = (dy == 0) & (dx > 0) & (cols + dx <= w - d)
-    ptr_all = torch.where(chained_all, local - dx, local.expand_as(dx))
+    ptr_all = torch.where(chained_all, local + dx, local.expand_as(dx))
     has_chain = chained_all.any(dim=3).any(dim=0).tolist()  # iters×rows
-    dst_all = torch.tensor(rows, device=x.device).view(-1, 1) * w + cols  # rows×cols
     for it in range(iterations):
         if d == 1:
             # dy, dx in {-1, 0}: every source is a pixel not yet overwritten in this pass (the row above, the
             # pixel to the left, or itself), so the whole pass is one gather
+            dst = (torch.tensor(rows, device=x.device).view(-1, 1) * w + cols).reshape(-1)
             src = src_all[:, it].reshape(n, 1, nr * nw).expand(n, c, nr * nw)
-            flat[:, :, dst_all.reshape(-1)] = flat.gather(2, src)
+            flat.index_copy_(2, dst, flat.gather(2, src))
             continue
-        for ri in range(nr):
+        for ri, row in enumerate(rows):
             vals = flat.gather(2, src_all[:, it, ri].unsqueeze(1).expand(n, c, nw))
             if has_chain[it][ri]:
                 ptr = ptr_all[:, it, ri]
@@ -117,7 +117,8 @@ def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[
                         break
                     ptr = nxt
                 vals = vals.gather(2, ptr.unsqueeze(1).expand(n, c, nw))
-            flat[:, :, dst_all[ri]] = vals
+            start = row * w + c0
+            flat[:, :, start:start + nw] = vals
     return out
 
 
