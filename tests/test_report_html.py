@@ -17,9 +17,15 @@ from PIL import Image
 
 from robustreid.report import build_report
 from robustreid.robustness import protocol_summary, run_benchmark
-from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate
+from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate, registered_test_corruptions
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _test_corruptions():
+    with registered_test_corruptions():
+        yield
 
 
 class _Collect(HTMLParser):
@@ -138,7 +144,8 @@ def test_check_dom_detects_broken_pages():
     assert not chk.check_dom(external, 1, 1)["ok"]
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs /usr/bin/chromium (apt-get install chromium)")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
+                    reason="needs /usr/bin/chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     chk = _checker()
     dom = chk.dump_dom("/usr/bin/chromium", report)

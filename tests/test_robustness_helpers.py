@@ -3,6 +3,7 @@ corruptions and a reference evaluator written from the metric definitions (per q
 
 from __future__ import annotations
 
+import contextlib
 import types
 from pathlib import Path
 
@@ -10,29 +11,42 @@ import numpy as np
 import torch
 from PIL import Image
 
-from robustreid.corruptions import register_corruption
+from robustreid.corruptions import CORRUPTION_REGISTRY
 from robustreid.corruptions.base import rand_per_image
 from robustreid.data.sample import ReidDataset, Sample
 
 BOOM = {"armed": True}
 
 
-@register_corruption("test_identity", override=True)
 def _identity(images, severity, seeds):
     return images.clone()
 
 
-@register_corruption("test_noise", override=True)
 def _noise(images, severity, seeds):
     n = rand_per_image("randn", images.shape[1:], seeds, device=images.device)
     return (images.float() + n * 40.0 * severity).round().clamp(0, 255).to(torch.uint8)
 
 
-@register_corruption("test_boom", override=True)
 def _boom(images, severity, seeds):
     if BOOM["armed"]:
         raise RuntimeError("boom inside a cell")
     return images.clone()
+
+
+TEST_CORRUPTIONS = {"test_identity": _identity, "test_noise": _noise, "test_boom": _boom}
+
+
+@contextlib.contextmanager
+def registered_test_corruptions():
+    """Register the test corruptions for the duration of a test module only (so that other test modules that
+    iterate over the registry never see them)."""
+    for name, fn in TEST_CORRUPTIONS.items():
+        CORRUPTION_REGISTRY.add(name, fn, override=True)
+    try:
+        yield
+    finally:
+        for name in TEST_CORRUPTIONS:
+            CORRUPTION_REGISTRY._items.pop(name, None)
 
 
 class StripeModel:

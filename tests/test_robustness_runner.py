@@ -12,9 +12,16 @@ from robustreid.robustness import run_benchmark, read_results
 from robustreid.robustness.apply import CorruptionTransform
 from robustreid.robustness.extract import read_image_any
 from robustreid.robustness.protocols import mix_choice
-from test_robustness_helpers import (BOOM, StripeModel, corrupted_features, make_dataset, reference_evaluate)
+from test_robustness_helpers import (BOOM, StripeModel, corrupted_features, make_dataset, reference_evaluate,
+                                     registered_test_corruptions)
 
 METRICS = ("R1", "R5", "R10", "mAP", "mINP")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _test_corruptions():
+    with registered_test_corruptions():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--severities", default="1-5", show_default=True, help="e.g. 3, 1-5, 1,3,5 (sweep cells).")
 @click.option("--mix-severities", default="1-5", show_default=True, help="Severities the mix protocol draws from.")
 @click.option("--passes", default=1, show_default=True, type=click.IntRange(1), help="Passes per sweep cell.")
-@click.option("--mix-passes", default=None, type=click.IntRange(1), help="Passes of the mix protocol [default: --passes, "
-              "or 10 when only mix runs].")
+@click.option("--mix-passes", default=None, type=click.IntRange(1),
+              help="Passes of the mix protocol [default: --passes, or 10 when only mix runs].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")

@@ -373,7 +373,8 @@ def _config_section(metas) -> str:
         parts.append(
             f"<h3>Run <code>{_e(meta.get('run_dir'))}</code></h3>"
             + ("<p>Reproduce with:</p><pre><code>" + "\n".join(_e(c) for c in cmds) + "</code></pre>" if cmds else "")
-            + _table(["model", "checkpoint", "sha256 (16)", "trained on", "corruptions seen in training"], mrows, left=5)
+            + _table(["model", "checkpoint", "sha256 (16)", "trained on", "corruptions seen in training"], mrows,
+                     left=5)
             + "<details><summary>Full configuration</summary>" + _table(["setting", "value"], rows, left=2)
             + "</details>"
             + f"<p class='note'>Versions: {_e(', '.join(f'{k} {v}' for k, v in vers.items()))}. "
@@ -446,7 +447,8 @@ def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *,
 <style>{CSS}</style></head>
 <body><main>
 <h1>{_e(title)}</h1>
-<p class="sub">{n_cells} benchmark cells from {len(metas)} run{'s' if len(metas) != 1 else ''} · generated {now} by robustreid</p>
+<p class="sub">{n_cells} benchmark cells from {len(metas)} run{'s' if len(metas) != 1 else ''} · generated {now} \
+by robustreid</p>
 <nav>{nav}</nav>
 {HOWTO}
 {body}

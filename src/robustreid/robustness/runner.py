@@ -265,7 +265,8 @@ def _pick_example_queries(q_pids: np.ndarray, n: int) -> List[int]:
 
 # ----------------------------------------------------------------------------------------------------------- runner
 def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset, out_dir: Union[str, Path], *,
-                  root: Optional[str] = None, protocols: Union[str, Sequence[str]] = ("clean", "query", "gallery", "both"),
+                  root: Optional[str] = None,
+                  protocols: Union[str, Sequence[str]] = ("clean", "query", "gallery", "both"),
                   modes: Union[str, Sequence[str]] = ("sweep",), corruptions: Union[str, Sequence[str], None] = "all",
                   severities: Union[str, Sequence[int], int] = (1, 2, 3, 4, 5), passes: int = 1,
                   mix_passes: Optional[int] = None, mix_corruptions: Union[str, Sequence[str], None] = None,
@@ -314,7 +315,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     if max_ids:
         ds = subset_identities(ds, int(max_ids))
     if not ds.query or not ds.gallery:
-        raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be empty")
+        raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be "
+                         f"empty")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -357,7 +359,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
             _sync(dev)
             f = np.asarray(f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f, dtype=np.float32)
             if f.shape[0] != len(samples):
-                raise RuntimeError(f"model {bm.name}: extractor returned {f.shape[0]} features for {len(samples)} images")
+                raise RuntimeError(f"model {bm.name}: extractor returned {f.shape[0]} features for "
+                                   f"{len(samples)} images")
             return f, time.perf_counter() - t0
 
         clean: Dict[str, np.ndarray] = {}

@@ -3,4 +3,5 @@
 from .plots import (bar_panels, crop_grid, fig_to_png, grouped_bars, heatmap, heatmap_panels, image_grid,
                     ranked_list_image, scatter_plot)
 
-__all__ = ["bar_panels", "heatmap_panels", "crop_grid", "fig_to_png", "grouped_bars", "heatmap", "image_grid", "ranked_list_image", "scatter_plot"]
+__all__ = ["bar_panels", "heatmap_panels", "crop_grid", "fig_to_png", "grouped_bars", "heatmap", "image_grid",
+           "ranked_list_image", "scatter_plot"]
