@@ -358,3 +358,24 @@ def test_cli_sweep_and_preview(tmp_path):
     assert res.exit_code == 0, res.output
     g = Image.open(tmp_path / "g.png")
     assert g.size[1] > 3 * 64 and g.size[0] > 6 * 32
+
+
+def test_writer_png_format_and_sweep_passes(tmp_path):
+    from robustreid.corruptions.writer import corrupt_dataset, read_image_rgb, read_manifest
+
+    ds = _load(_fake_market(tmp_path / "mk", n_query=2, n_gallery=2))
+    out = tmp_path / "o"
+    corrupt_dataset(ds, out, "shot_noise", "2", seed=1, passes=2, image_format="png", progress=False)
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 2 * 4
+    for r in rows:
+        p = int(r["pass"])
+        stem = r["source"].rsplit(".", 1)[0]
+        assert r["file"] == f"shot_noise/2/pass{p}/{stem}.png"
+        clean = read_image_rgb(tmp_path / "mk" / r["source"])[None]
+        expect = corrupt(clean, "shot_noise", 2, seed=[image_seed("market1501", r["source"], "shot_noise", 2, p, 1)])
+        assert torch.equal(read_image_rgb(out / r["file"]), expect[0])  # lossless
+    a = read_image_rgb(out / "shot_noise/2/pass0/query/0001_c1s1_000000_00.png")
+    b = read_image_rgb(out / "shot_noise/2/pass1/query/0001_c1s1_000000_00.png")
+    assert not torch.equal(a, b)  # passes are independent draws
+    assert len(_load(out / "shot_noise" / "2" / "pass1").query) == 2
