@@ -86,7 +86,7 @@ def test_bench_cli_end_to_end(market, checkpoint, tmp_path):
     assert meta["models"]["tiny"]["train_corruptions"] == ["fog"]
     assert meta["command"].startswith("robustreid bench")
     # another batch size and a loader worker process: same numbers
-    _bench(market, checkpoint, tmp_path / "run7", "--batch-size", "7", "--num-workers", "1")
+    _bench(market, f"tiny={checkpoint}", tmp_path / "run7", "--batch-size", "7", "--num-workers", "1")
     other = {(r["protocol"], r["corruption"], r["severity"], r["pass"]): r for r in read_results(tmp_path / "run7")}
     for r in rows:
         o = other[(r["protocol"], r["corruption"], r["severity"], r["pass"])]
