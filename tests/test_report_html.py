@@ -161,3 +161,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     res = chk.check_dom(chk.dump_dom("/usr/bin/chromium", bad), min_tables=3, min_images=7)
     assert not res["ok"] and res["status"] == "broken"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_report_without_the_images_says_so(run_dir, tmp_path):
+    import json
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run_dir, moved, ignore=shutil.ignore_patterns("*.html", "cache"))
+    for f in (moved / "examples").glob("*.json"):
+        e = json.loads(f.read_text())
+        e["root"] = str(tmp_path / "gone")
+        e["queries"] = [q if not os.path.isabs(q) else str(tmp_path / "gone" / os.path.basename(q))
+                        for q in e["queries"]]
+        f.write_text(json.dumps(e))
+    out = build_report([moved], tmp_path / "r.html", max_ranked_queries=1)
+    html = out.read_text()
+    assert "Example crops unavailable" in html and "Ranked lists of stripes unavailable" in html
+    assert html.count("data:image/png;base64,") == 3  # bars + two heat-map figures still there

@@ -339,7 +339,7 @@ def _ranked_section(examples, n_queries: int = 4) -> str:
                     gimgs = t.apply([_load(root, p) for p in lst["gallery"]], lst["gallery"])
                     lists.append({"label": f"q{i + 1} corrupted", "query": t.apply([q], [rel])[0],
                                   "gallery": gimgs, "match": lst["match"]})
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, KeyError) as e:
             parts.append(f'<p class="note">Ranked lists of {_e(ex.get("model"))} unavailable: {_e(e)}</p>')
             continue
         if not lists:
