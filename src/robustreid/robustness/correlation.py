@@ -89,7 +89,7 @@ def correlation_analysis(run_dirs: Sequence[Union[str, Path]], cross_dirs: Seque
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        title = (f"Corruption robustness vs cross-dataset mAP (n={stats['n']}, Pearson r="
+        title = (f"Corruption robustness vs cross-dataset mAP\n(n={stats['n']} models, Pearson r="
                  f"{_f(stats['pearson_r'])}, Spearman ρ={_f(stats['spearman_rho'])})")
         png = scatter_plot([100 * p["corrupted_mAP"] for p in points], [100 * p["cross_mAP"] for p in points],
                            [p["model"] for p in points], xlabel=f"mean corrupted mAP % ({protocol})",
