@@ -83,8 +83,8 @@ def demo(out, identities, epochs, severity, mix_passes, seed, device):
     click.echo(robustness_table(rows))
     timings["bench"] = time.perf_counter() - t0
     parts = {k: sum(float(r.get(k) or 0) for r in rows) for k in ("extract_s", "corrupt_s", "metrics_s")}
-    click.echo(f"bench {timings["bench"]:.1f} s this run; recorded over all cells (incl. earlier, resumed runs): extraction {parts['extract_s']:.1f} s, corruption "
-               f"{parts['corrupt_s']:.1f} s, metrics {parts["metrics_s"]:.1f} s")
+    click.echo(f"bench {timings['bench']:.1f} s this run; recorded over all cells (incl. earlier, resumed runs): extraction {parts['extract_s']:.1f} s, corruption "
+               f"{parts['corrupt_s']:.1f} s, metrics {parts['metrics_s']:.1f} s")
 
     clean = [r for r in rows if r["protocol"] == "clean"]
     if clean:
