@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..corruptions import family_of
 from ..utils.io import atomic_write_text
 from .apply import CorruptionTransform
 from .protocols import (CORRUPTED_PROTOCOLS, MIX, NONE, SIDES, Cell, build_cells, parse_corruptions, parse_modes,
@@ -391,17 +392,16 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         if ex_group is not None and ex_group not in groups:
             groups[ex_group] = []  # recompute the example group's features once (resumed run)
 
-        it = groups.items()
         bar = None
         if progress:
             try:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=len(groups), desc=f"bench {bm.name}", unit="cell", leave=False)
+                bar = tqdm(total=len(groups), desc=f"bench {bm.name}", unit="group", leave=False)
             except ImportError:
                 bar = None
 
-        for (corr, sev, pas), group_cells in it:
+        for (corr, sev, pas), group_cells in groups.items():
             if corr == NONE:
                 for c in group_cells:
                     t0 = time.perf_counter()
@@ -437,8 +437,6 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
                         del cost[side]
                 t0 = time.perf_counter()
                 m = _eval_row(evaluator, qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank)
-                from ..corruptions import family_of
-
                 row = dict(base, protocol=c.protocol, corruption=corr,
                            family=("mix" if corr == MIX else family_of(corr)), severity=sev, **{"pass": pas}, **m,
                            extract_s=ext_s, corrupt_s=cor_s, metrics_s=time.perf_counter() - t0)
