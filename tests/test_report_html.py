@@ -178,3 +178,13 @@ def test_report_without_the_images_says_so(run_dir, tmp_path):
     html = out.read_text()
     assert "Example crops unavailable" in html and "Ranked lists of stripes unavailable" in html
     assert html.count("data:image/png;base64,") == 3  # bars + two heat-map figures still there
+
+
+def test_report_of_a_mix_only_run(tmp_path):
+    ds = make_dataset(tmp_path / "data")
+    run_benchmark({"stripes": StripeModel()}, ds, tmp_path / "run", modes="mix", corruptions="test_noise",
+                  mix_passes=2, evaluator=reference_evaluate, progress=False, examples=1)
+    html = build_report([tmp_path / "run"], tmp_path / "r.html", max_ranked_queries=1).read_text()
+    assert "per-family bars need the sweep mode" in html and "heat-maps need the sweep mode" in html
+    assert "mix <span class=tag>2 passes</span>" in html
+    assert html.count("data:image/png;base64,") >= 2  # crops + ranked list

@@ -267,7 +267,7 @@ def _load(root: Optional[str], rel: str):
 
 def _crop_section(metas, examples) -> str:
     """One query crop under each corruption of the first run (middle severity) + a severity ladder."""
-    from ..corruptions import CORRUPTION_REGISTRY, FAMILIES
+    from ..corruptions import CORRUPTION_REGISTRY
     from ..robustness.apply import CorruptionTransform
 
     for meta in metas:
@@ -296,10 +296,12 @@ def _crop_section(metas, examples) -> str:
             html_parts.append(_img(png, "corruption examples",
                                    f"Query <code>{_e(rel)}</code> of {_e(ds)}; exactly the pixels the benchmark fed "
                                    f"the model (same per-image seeds, pass 0)."))
-        if len(sevs) > 1 and corrs:
+        if len(sevs) > 1 and corrs:  # corrs non-empty -> at least one representative
+            from ..corruptions import family_of
+
             reps = []
             for fam in FAMILY_ORDER:
-                pick = next((c for c in corrs if c in FAMILIES.get(fam, ())), None)
+                pick = next((c for c in corrs if family_of(c) == fam), None)
                 if pick:
                     reps.append(pick)
             grid = []
