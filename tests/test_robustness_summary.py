@@ -152,3 +152,15 @@ def test_correlation_analysis_and_cli(tmp_path):
     assert "Pearson r = " + f"{res['pearson_r']:.3f}" in out.output
     bad = CliRunner().invoke(cli, ["analyze", "correlation", str(b), "--cross", str(tmp_path / "a")])
     assert bad.exit_code != 0 and "matched by name" in bad.output
+
+
+def test_topk_ranking_filters_like_the_evaluator():
+    from robustreid.robustness import topk_ranking
+
+    q = np.array([[1.0, 0.0]])
+    g = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [1.0, 0.05], [1.0, 0.1]])
+    g_pids = np.array([7, 7, 7, 3, -1])
+    g_cams = np.array([0, 1, 1, 1, 1])
+    (idx, match), = topk_ranking(q, g, np.array([7]), g_pids, np.array([0]), g_cams, k=3)
+    # item 0: same pid and camera -> removed; item 4: junk -> removed; then by similarity
+    assert idx == [3, 1, 2] and match == [False, True, True]
