@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 
 from ..utils.io import atomic_path, atomic_write_text
-from .base import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES, OCCLUSIONS, corrupt, image_seed
+from .base import corrupt, image_seed
+from .base import parse_corruptions as _parse_corruptions, parse_severities as _parse_severities
 
 MANIFEST = "manifest.csv"
 RUN_FILE = "corrupt_run.json"
@@ -66,64 +66,33 @@ class CorruptWriteError(ValueError):
 
 
 def parse_corruptions(spec: Union[str, Sequence[str]]) -> List[str]:
-    """``'all'`` (the 20 benchmark corruptions), ``'occlusion'`` (or any family name), or a comma list of names
-    (families may be mixed in). Unknown names raise :class:`CorruptWriteError` listing the known ones."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: List[str] = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        if item == "all":
-            names = list(CORRUPTIONS)
-        elif item in FAMILIES:
-            names = list(FAMILIES[item])
-        else:
-            names = [item]
-        for n in names:
-            if n not in CORRUPTION_REGISTRY:
-                known = ", ".join(list(CORRUPTIONS) + [o for o in OCCLUSIONS if o in CORRUPTION_REGISTRY])
-                raise CorruptWriteError(f"unknown corruption {n!r}; known: all, {', '.join(FAMILIES)}, {known}")
-            if n not in out:
-                out.append(n)
-    if not out:
-        raise CorruptWriteError("no corruption chosen (give 'all', a family or a comma list of names)")
-    return out
+    """``'all'``, a family name (``'occlusion'``...) or a comma list of names, as
+    :func:`robustreid.corruptions.base.parse_corruptions`; errors are :class:`CorruptWriteError`."""
+    try:
+        return list(_parse_corruptions(spec))
+    except ValueError as e:
+        raise CorruptWriteError(str(e)) from None
 
 
 def parse_severities(spec: Union[str, Sequence[int]]) -> List[int]:
-    """``'1-5'``, ``'3'``, ``'1,3,5'`` or a sequence of ints -> sorted unique severities in 1..5."""
-    vals: List[int] = []
+    """``'1-5'``, ``'3'``, ``'1,3,5'`` or ints, as :func:`robustreid.corruptions.base.parse_severities`."""
     try:
-        if isinstance(spec, str):
-            for part in spec.split(","):
-                part = part.strip()
-                if "-" in part:
-                    a, b = part.split("-", 1)
-                    vals.extend(range(int(a), int(b) + 1))
-                elif part:
-                    vals.append(int(part))
-        else:
-            vals = [int(v) for v in spec]
-    except ValueError:
-        raise CorruptWriteError(f"severities {spec!r}: expected e.g. 1-5, 3 or 1,3,5") from None
-    if not vals or any(not 1 <= v <= 5 for v in vals):
-        raise CorruptWriteError(f"severities {spec!r}: expected values in 1..5, e.g. 1-5")
-    return sorted(set(vals))
+        return list(_parse_severities(spec))
+    except ValueError as e:
+        raise CorruptWriteError(str(e)) from None
 
 
 # ------------------------------------------------------------------------------------------------- image IO
 
 
 def read_image_rgb(path: Union[str, Path]) -> torch.Tensor:
-    """Decode an image file as uint8 3×H×W RGB (PIL)."""
-    from PIL import Image
+    """Decode an image file as uint8 3×H×W RGB (:func:`robustreid.transforms.decode.read_image`)."""
+    from ..transforms.decode import read_image
 
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise CorruptWriteError(f"{path}: cannot read the image ({e})") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+        return read_image(path)
+    except ValueError as e:
+        raise CorruptWriteError(str(e)) from None
 
 
 def encode_image(image: torch.Tensor, suffix: str) -> bytes:

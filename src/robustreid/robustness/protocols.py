@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple
 
+from ..corruptions.base import parse_corruptions, parse_severities  # noqa: F401  (re-exported)
 from ..utils.seed import derive_seed
 
 PROTOCOLS = ("clean", "query", "gallery", "both")
@@ -76,61 +77,6 @@ def parse_modes(modes: Iterable[str] | str) -> Tuple[str, ...]:
             out.append(m)
     if not out:
         raise ValueError("no mode given; expected sweep, mix or sweep,mix")
-    return tuple(out)
-
-
-def parse_severities(spec: Iterable[int] | str | int) -> Tuple[int, ...]:
-    """``"1-5"``, ``"3"``, ``"1,3,5"`` or a sequence of ints -> sorted unique severities in 1..5."""
-    if isinstance(spec, int):
-        vals = [spec]
-    elif isinstance(spec, str):
-        vals = []
-        for part in spec.replace(" ", "").split(","):
-            if not part:
-                continue
-            try:
-                if "-" in part:
-                    a, b = part.split("-", 1)
-                    vals.extend(range(int(a), int(b) + 1))
-                else:
-                    vals.append(int(part))
-            except ValueError:
-                raise ValueError(f"severities: cannot read {part!r}; expected e.g. 3, 1-5 or 1,3,5") from None
-    else:
-        vals = [int(v) for v in spec]
-    bad = [v for v in vals if not 1 <= v <= 5]
-    if bad or not vals:
-        raise ValueError(f"severities must be integers in 1..5, got {spec!r}")
-    return tuple(sorted(set(vals)))
-
-
-def parse_corruptions(spec: Iterable[str] | str | None) -> Tuple[str, ...]:
-    """``"all"`` (the 20 benchmark corruptions), ``"occlusion"`` (the occlusion family), a family name
-    (noise, blur, weather, digital), ``"all+occlusion"``, or a comma list of names (checked against the registry)."""
-    from ..corruptions import CORRUPTION_REGISTRY, CORRUPTIONS, FAMILIES
-
-    if spec is None:
-        return tuple(CORRUPTIONS)
-    items = [s for s in spec.replace(" ", "").split(",") if s] if isinstance(spec, str) else list(spec)
-    out: List[str] = []
-    for item in items:
-        if item == "all":
-            names: Sequence[str] = CORRUPTIONS
-        elif item == "all+occlusion":
-            names = tuple(CORRUPTIONS) + tuple(FAMILIES["occlusion"])
-        elif item in FAMILIES:
-            names = FAMILIES[item]
-        else:
-            if item not in CORRUPTION_REGISTRY:
-                known = ", ".join(sorted(CORRUPTION_REGISTRY.names()))
-                raise ValueError(f"unknown corruption {item!r}; known: all, occlusion, "
-                                 f"{', '.join(FAMILIES)}, {known}")
-            names = (item,)
-        for n in names:
-            if n not in out:
-                out.append(n)
-    if not out:
-        raise ValueError("no corruption given")
     return tuple(out)
 
 
