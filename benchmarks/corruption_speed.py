@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         print(f"{name}: ours {ours:.0f} img/s" + (f", reference {ref:.0f} img/s, x{sp:.2f}" if ref else ""),
               file=sys.stderr, flush=True)
 
-    lines = [f"| corruption | ours (img/s) | reference (img/s) | speed-up |", "|---|---:|---:|---:|"]
+    lines = ["| corruption | ours (img/s) | reference (img/s) | speed-up |", "|---|---:|---:|---:|"]
     for name, ours, ref, sp in rows:
         lines.append(f"| {name} | {ours:,.0f} | {f'{ref:,.0f}' if ref else '—'} | {f'{sp:.2f}×' if sp else '—'} |")
     if speedups:

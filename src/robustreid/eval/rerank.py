@@ -16,7 +16,6 @@ Memory: the q×g float32 output, the features, O((q+g)·k1·k1/2) sparse entries
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import numpy as np

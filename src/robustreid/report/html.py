@@ -23,7 +23,7 @@ import numpy as np
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX, NONE
+from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX
 from ..robustness.results import load_runs
 from ..robustness.summary import (FAMILY_ORDER, clean_metrics, corruption_matrix, error_ratio, family_summary,
                                   models_in, protocol_summary)
