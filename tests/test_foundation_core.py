@@ -79,3 +79,15 @@ def test_derive_seed_is_stable_and_discriminating():
     assert a == derive_seed("market", "q/1.jpg", "fog", 3, 0)
     assert len({derive_seed("market", "q/1.jpg", "fog", s, 0) for s in range(1, 6)}) == 5
     assert 0 <= a < 2**63
+
+
+def test_atomic_write_gives_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "p.txt").stat().st_mode) == 0o644

@@ -11,6 +11,12 @@ from typing import Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it is renamed onto ``path``.
@@ -25,6 +31,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
