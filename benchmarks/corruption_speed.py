@@ -106,7 +106,12 @@ def parity_images(n_synth: int = 48, n_photo: int = 16):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "tests" / "test_corruptions_parity_a.py"
+    import sys
+
+    tests = Path(__file__).resolve().parents[1] / "tests"
+    if str(tests) not in sys.path:
+        sys.path.insert(0, str(tests))  # the test module imports tests/corruption_images.py
+    path = tests / "test_corruptions_parity_a.py"
     spec = importlib.util.spec_from_file_location("_parity_a", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -19,34 +19,16 @@ import torch
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:
-    """Person-like 128×64 crops (smooth colour field, head, torso, legs) plus scikit-image photo crops."""
-    from scipy import ndimage as ndi
-    from skimage import data
-    from skimage.transform import resize
+    """Person-like 128×64 crops plus scikit-image photo crops (one in eight): tests/corruption_images.py."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from corruption_images import photo_crops, synthetic_persons
+
     rng = np.random.default_rng(seed)
-    h, w = 128, 64
-    yy, xx = np.mgrid[0:h, 0:w]
-    out = []
     n_photo = max(1, n // 8)
-    for _ in range(n - n_photo):
-        bg = ndi.gaussian_filter(rng.random((h, w, 3)), (h / 8, w / 8, 0))
-        img = (bg - bg.min()) / (np.ptp(bg) + 1e-9) * rng.uniform(0.3, 0.9) + rng.uniform(0, 0.1)
-        cx = w / 2 + rng.uniform(-w / 10, w / 10)
-        for m in ((yy - 0.12 * h) ** 2 / (0.07 * h) ** 2 + (xx - cx) ** 2 / (0.12 * w) ** 2 <= 1,
-                  (yy > 0.2 * h) & (yy < 0.55 * h) & (np.abs(xx - cx) < 0.25 * w),
-                  (yy >= 0.55 * h) & (yy < 0.95 * h) & (np.abs(np.abs(xx - cx) - 0.1 * w) < 0.08 * w)):
-            img = np.where(m[..., None], rng.random(3), img)
-        img = img + ndi.gaussian_filter(rng.normal(0, 0.04, (h, w, 3)), (1, 1, 0))
-        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    photos = [data.astronaut(), data.chelsea(), data.coffee()]
-    for i in range(n_photo):
-        p = photos[i % 3]
-        ch = int(rng.integers(p.shape[0] // 3, p.shape[0]))
-        cw = min(ch // 2, p.shape[1])
-        y0 = int(rng.integers(0, p.shape[0] - ch + 1))
-        x0 = int(rng.integers(0, p.shape[1] - cw + 1))
-        out.append((resize(p[y0:y0 + ch, x0:x0 + cw], (h, w), anti_aliasing=True) * 255).astype(np.uint8))
-    return np.stack(out)
+    return np.stack(synthetic_persons(n - n_photo, rng) + photo_crops(n_photo, rng))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -20,38 +20,8 @@ H, W = 128, 64
 WEATHER = ("snow", "frost", "fog", "spatter")
 
 
-def _persons(n, rng):
-    """Person-like crops: smooth colour field, head, torso, legs, fine texture (uint8 n×H×W×3)."""
-    from scipy import ndimage as ndi
-    yy, xx = np.mgrid[0:H, 0:W]
-    out = []
-    for _ in range(n):
-        bg = ndi.gaussian_filter(rng.random((H, W, 3)), (H / 8, W / 8, 0))
-        img = (bg - bg.min()) / (np.ptp(bg) + 1e-9) * rng.uniform(0.3, 0.9) + rng.uniform(0, 0.1)
-        cx = W / 2 + rng.uniform(-W / 10, W / 10)
-        head = (yy - 0.12 * H) ** 2 / (0.07 * H) ** 2 + (xx - cx) ** 2 / (0.12 * W) ** 2 <= 1
-        torso = (yy > 0.2 * H) & (yy < 0.55 * H) & (np.abs(xx - cx) < 0.25 * W)
-        legs = (yy >= 0.55 * H) & (yy < 0.95 * H) & (np.abs(np.abs(xx - cx) - 0.1 * W) < 0.08 * W)
-        for m in (head, torso, legs):
-            img = np.where(m[..., None], rng.random(3), img)
-        img = img + ndi.gaussian_filter(rng.normal(0, 0.04, (H, W, 3)), (1, 1, 0))
-        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    return out
-
-
-def _photos(n, rng):
-    from skimage import data
-    from skimage.transform import resize
-    photos = [data.astronaut(), data.chelsea(), data.coffee()]
-    out = []
-    for i in range(n):
-        p = photos[i % 3]
-        ch = int(rng.integers(p.shape[0] // 3, p.shape[0]))
-        cw = min(ch // 2, p.shape[1])
-        y0 = int(rng.integers(0, p.shape[0] - ch + 1))
-        x0 = int(rng.integers(0, p.shape[1] - cw + 1))
-        out.append((resize(p[y0:y0 + ch, x0:x0 + cw], (H, W), anti_aliasing=True) * 255).astype(np.uint8))
-    return out
+from corruption_images import photo_crops as _photos  # noqa: E402
+from corruption_images import synthetic_persons as _persons  # noqa: E402
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
