@@ -46,20 +46,7 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
         h = max(2.2, 0.32 * len(row_labels) + 1.2)
         w = max(3.6, 0.75 * len(col_labels) + 2.6)
         fig, ax = plt.subplots(figsize=(w, h))
-        im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
-        ax.set_yticks(range(len(row_labels)), [str(r).replace("_", " ") for r in row_labels])
-        ax.tick_params(length=0)
-        for s in ax.spines.values():
-            s.set_visible(False)
-        for i in range(m.shape[0]):
-            for j in range(m.shape[1]):
-                v = m[i, j]
-                if np.isfinite(v):
-                    rgba = im.cmap(im.norm(v))
-                    lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
-                    ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8.5,
-                            color="black" if lum > 0.55 else "white")
+        im = _annotated_heat(ax, m, row_labels, col_labels, cmap, vmin, vmax, fmt, 8.5)
         if title:
             ax.set_title(title, loc="left")
         ax.set_xlabel(xlabel)
@@ -69,6 +56,25 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
         if cbar_label:
             cb.set_label(cbar_label)
         return fig_to_png(fig)
+
+
+def _annotated_heat(ax, m, row_labels, col_labels, cmap, vmin, vmax, fmt: str, fontsize: float):
+    """Draw matrix ``m`` on ``ax`` with row/column labels and each finite value written in a readable colour."""
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+    ax.set_yticks(range(len(row_labels)), [str(r).replace("_", " ") for r in row_labels])
+    ax.tick_params(length=0)
+    for sp in ax.spines.values():
+        sp.set_visible(False)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            v = m[i, j]
+            if np.isfinite(v):
+                rgba = im.cmap(im.norm(v))
+                lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                        color="black" if lum > 0.55 else "white")
+    return im
 
 
 def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequence[str],
@@ -91,20 +97,7 @@ def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequen
                                  sharey=True)
         im = None
         for k, (ax, m) in enumerate(zip(axes[0], mats)):
-            im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-            ax.set_xticks(range(ncol), [str(c) for c in col_labels])
-            ax.set_yticks(range(nrow), [str(r).replace("_", " ") for r in row_labels])
-            ax.tick_params(length=0)
-            for sp in ax.spines.values():
-                sp.set_visible(False)
-            for i in range(m.shape[0]):
-                for j in range(m.shape[1]):
-                    v = m[i, j]
-                    if np.isfinite(v):
-                        rgba = im.cmap(im.norm(v))
-                        lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
-                        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
-                                color="black" if lum > 0.55 else "white")
+            im = _annotated_heat(ax, m, row_labels, col_labels, cmap, vmin, vmax, fmt, 8)
             ax.set_title(titles[k], fontsize=10.5)
             ax.set_xlabel(xlabel)
         if suptitle:
