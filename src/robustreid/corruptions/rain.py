@@ -1,7 +1,7 @@
 """Rain: the 20th corruption of the person-ReID corruption benchmark (not part of ImageNet-C).
 
 The benchmark defines rain through albumentations' ``RandomRain`` followed by a fixed brightness shift; this is
-the same definition in batched torch (see /work/shared/reference/corruptions.md and
+the same definition in batched torch (see the reference page shared/reference/corruptions.md and
 docs/corruptions_weather_occlusion.md):
 
 ====  ==========  ===============  ============  ========  =================
