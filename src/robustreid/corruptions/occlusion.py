@@ -137,27 +137,27 @@ def _rect_masks(params: Sequence[Tuple[int, int, int, int]], h: int, w: int, dev
     return m.unsqueeze(1)  # N×1×H×W bool
 
 
-def _solid(images: torch.Tensor, severity: int, seeds: Sequence[int]):
+def _filled_rectangles(images: torch.Tensor, severity: int, seeds: Sequence[int], per_pixel: bool):
+    """One rectangle per image covering the severity's area, filled with one random colour (``per_pixel`` False)
+    or per-pixel random colours; returns (images, mask)."""
     n, _, h, w = images.shape
-    params, colours = [], []
-    for s in seeds:
-        g = image_generator(s)
-        params.append(_rect_params(h, w, OCCLUSION_AREAS[severity], g))
-        colours.append(torch.randint(0, 256, (3,), generator=g, dtype=torch.uint8))
-    mask = _rect_masks(params, h, w, images.device)
-    fill = torch.stack(colours).to(images.device).view(n, 3, 1, 1).expand_as(images)
-    return torch.where(mask, fill, images), mask
-
-
-def _noise(images: torch.Tensor, severity: int, seeds: Sequence[int]):
-    n, _, h, w = images.shape
+    fill_shape = (3, h, w) if per_pixel else (3, 1, 1)
     params, fills = [], []
     for s in seeds:
         g = image_generator(s)
         params.append(_rect_params(h, w, OCCLUSION_AREAS[severity], g))
-        fills.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
+        fills.append(torch.randint(0, 256, fill_shape, generator=g, dtype=torch.uint8))
     mask = _rect_masks(params, h, w, images.device)
-    return torch.where(mask, torch.stack(fills).to(images.device), images), mask
+    fill = torch.stack(fills).to(images.device).expand_as(images)
+    return torch.where(mask, fill, images), mask
+
+
+def _solid(images: torch.Tensor, severity: int, seeds: Sequence[int]):
+    return _filled_rectangles(images, severity, seeds, per_pixel=False)
+
+
+def _noise(images: torch.Tensor, severity: int, seeds: Sequence[int]):
+    return _filled_rectangles(images, severity, seeds, per_pixel=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
