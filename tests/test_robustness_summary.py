@@ -154,6 +154,35 @@ def test_correlation_analysis_and_cli(tmp_path):
     assert bad.exit_code != 0 and "matched by name" in bad.output
 
 
+def test_correlation_p_values_exact_for_small_n():
+    from scipy import stats
+
+    from robustreid.robustness.correlation import EXACT_MAX_N, correlate
+
+    # hand-worked: three points in order; of the 3! = 6 pairings only the identity and the reversal reach |rho| = 1
+    r = correlate([0.1, 0.2, 0.3], [0.05, 0.07, 0.2])
+    assert r["p_method"] == "exact"
+    assert r["spearman_rho"] == pytest.approx(1.0) and r["spearman_p"] == pytest.approx(2 / 6)
+    assert r["pearson_p"] == pytest.approx(2 / 6)  # the reversal gives -r: as extreme, the rest smaller
+    # against scipy's own exhaustive permutation test (a different implementation), with a tie in y
+    rng = np.random.default_rng(3)
+    x = rng.random(6)
+    y = np.round(x + rng.normal(0, 0.2, 6), 1)
+    y[1] = y[4]
+    r = correlate(x, y)
+    # (two-sided as |statistic| >= |observed|: scipy's own "two-sided" doubles the smaller tail instead)
+    for key, fn in (("pearson_p", lambda a, b: abs(stats.pearsonr(a, b)[0])),
+                    ("spearman_p", lambda a, b: abs(stats.spearmanr(a, b)[0]))):
+        ref = stats.permutation_test((x, y), fn, permutation_type="pairings", n_resamples=10**6,
+                                     alternative="greater", vectorized=False)
+        assert ref.pvalue == pytest.approx(r[key], abs=1e-9), key
+    # above the exact limit: scipy's asymptotic p-values
+    x = rng.random(EXACT_MAX_N + 2)
+    y = x + rng.normal(0, 0.3, len(x))
+    r = correlate(x, y)
+    assert r["p_method"] == "asymptotic" and r["spearman_p"] == pytest.approx(stats.spearmanr(x, y)[1])
+
+
 def test_topk_ranking_filters_like_the_evaluator():
     from robustreid.robustness import topk_ranking
 

@@ -55,7 +55,8 @@ def correlation(run_dirs, cross_dirs, protocol, out_dir):
         return "n/a" if v != v else f"{v:.3f}"
 
     click.echo(f"\nn = {res['n']} models   Pearson r = {f(res['pearson_r'])} (p = {f(res['pearson_p'])})   "
-               f"Spearman rho = {f(res['spearman_rho'])} (p = {f(res['spearman_p'])})")
+               f"Spearman rho = {f(res['spearman_rho'])} (p = {f(res['spearman_p'])})   "
+               f"p-values: {res['p_method']}")
     if res["n"] < 3:
         click.echo("(at least 3 models are needed for a correlation)")
     if res.get("plot"):

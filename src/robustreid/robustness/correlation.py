@@ -38,20 +38,56 @@ def robustness_by_model(rows: Sequence[Dict], protocol: str = "both") -> Dict[st
     return out
 
 
+EXACT_MAX_N = 8  # up to 8 models every one of the n! pairings is enumerated (40,320); above, scipy's asymptotic p
+
+
+def _exact_p(x: np.ndarray, y: np.ndarray, stat) -> float:
+    """Two-sided permutation p-value: the share of the n! pairings of ``y`` with ``x`` whose statistic is at least as
+    far from 0 as the observed one (the observed pairing included). Exact for the small model counts of a study,
+    where the t-approximation behind scipy's p-values is wrong (it gives p = 0 for three points in order)."""
+    from itertools import permutations
+
+    perms = np.array(list(permutations(range(len(y)))))
+    ys = y[perms]  # (n!, n)
+    vals = stat(np.broadcast_to(x, ys.shape), ys)
+    obs = abs(stat(x[None], y[None])[0])
+    return float(np.mean(np.abs(vals) >= obs - 1e-12))
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    return (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1))
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(a, axis=-1)  # ties share their mean rank, as Spearman's rho wants
+
+
 def correlate(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
-    """Pearson r and Spearman ρ with their p-values (scipy.stats); NaN with fewer than 3 points or no spread."""
+    """Pearson r and Spearman ρ with two-sided p-values; NaN with fewer than 3 points or no spread.
+
+    With at most ``EXACT_MAX_N`` points the p-values are exact permutation p-values (every pairing enumerated;
+    ``p_method`` = "exact"), else scipy.stats' asymptotic ones ("asymptotic"). Three models in perfect order give
+    ρ = 1 with p = 1/3: two of the six pairings are as extreme."""
     from scipy import stats
 
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     out = {"n": int(len(x)), "pearson_r": math.nan, "pearson_p": math.nan, "spearman_rho": math.nan,
-           "spearman_p": math.nan}
+           "spearman_p": math.nan, "p_method": "none"}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
     pr = stats.pearsonr(x, y)
     sr = stats.spearmanr(x, y)
     out.update(pearson_r=float(pr[0]), pearson_p=float(pr[1]), spearman_rho=float(sr[0]),
-               spearman_p=float(sr[1]))
+               spearman_p=float(sr[1]), p_method="asymptotic")
+    if len(x) <= EXACT_MAX_N:
+        rx, ry = _ranks(x), _ranks(y)
+        out.update(pearson_p=_exact_p(x, y, _pearson_rows), spearman_p=_exact_p(rx, ry, _pearson_rows),
+                   p_method="exact")
     return out
 
 
