@@ -34,14 +34,12 @@ for p in "${PRESETS[@]}"; do
     m="$OUT/models/$p"
     if [ -f "$m/best.safetensors" ]; then
         echo "[$(stamp)] $p: trained"
+    elif [ -f "$m/state.pt" ]; then   # half-trained: its own config.yaml carries the preset and the overrides
+        echo "[$(stamp)] $p: resuming training"
+        robustreid train --resume --out "$m" >> "$OUT/logs/train_$p.log" 2>&1
     else
-        resume=(); [ -f "$m/state.pt" ] && resume=(--resume)
-        echo "[$(stamp)] $p: training ${resume[*]}"
-        if [ ${#resume[@]} -gt 0 ]; then   # the run's own config.yaml carries the preset and overrides
-            robustreid train --resume --out "$m" >> "$OUT/logs/train_$p.log" 2>&1
-        else
-            (set -f; robustreid train "$p" $TRAIN_ARGS data.root="$MARKET" --out "$m" >> "$OUT/logs/train_$p.log" 2>&1)
-        fi
+        echo "[$(stamp)] $p: training"
+        (set -f; robustreid train "$p" $TRAIN_ARGS data.root="$MARKET" --out "$m" >> "$OUT/logs/train_$p.log" 2>&1)
     fi
     echo "[$(stamp)] $p: Market-1501 clean + mix (3 passes, query / gallery / both)"
     robustreid bench --checkpoint "$p=$m" --dataset market1501 --root "$MARKET" --out "$OUT/market/$p" \

@@ -23,12 +23,11 @@ def _pct(x: float, nd: int = 1) -> str:
     return "—" if x is None or math.isnan(x) else f"{100 * x:.{nd}f}"
 
 
-def _pm(xs):
-    if not xs:
+def _pm(summary, metric: str) -> str:
+    if summary is None:
         return "—"
-    m = statistics.fmean(xs)
-    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * m:.1f} ± {100 * s:.1f}"
+    std = summary[metric + "_std"]
+    return f"{100 * summary[metric]:.1f} ± {100 * (0.0 if math.isnan(std) else std):.1f}"
 
 
 def _rows(folder: Path):
@@ -45,6 +44,8 @@ def main(argv=None) -> int:
     if not (out / "market").is_dir():
         print(f"study_table: {out}/market not found: run benchmarks/market_study.sh first", file=sys.stderr)
         return 2
+    from robustreid.robustness.summary import protocol_summary
+
     models = sorted(p.name for p in (out / "market").iterdir() if (p / "results.csv").is_file())
     head = ("| model | clean R1 / mAP / mINP | both mix R1 | both mix mAP | retained | query mix mAP | "
             "gallery mix mAP | occl. both sev 1 | occl. both sev 3 | Duke R1 / mAP |")
@@ -52,11 +53,9 @@ def main(argv=None) -> int:
     occ_table = {}
     for m in models:
         rows = [r for r in _rows(out / "market" / m) if r["model"] == m]
-        clean = [r for r in rows if r["protocol"] == "clean"]
-        c = clean[0] if clean else None
-        mix = {p: [r for r in rows if r["protocol"] == p and r["corruption"] == "mix"] for p in ("query", "gallery", "both")}
-        both_map = [r["mAP"] for r in mix["both"]]
-        retained = statistics.fmean(both_map) / c["mAP"] if (c and both_map) else math.nan
+        summ = {(d["protocol"], d["source"]): d for d in protocol_summary(rows)}
+        c = summ.get(("clean", "clean"))
+        mix = {p: summ.get((p, "mix")) for p in ("query", "gallery", "both")}
         occ = [r for r in _rows(out / "occlusion" / m) if r["model"] == m and r["protocol"] == "both"]
         occ_by_sev = {}
         for r in occ:
@@ -66,11 +65,11 @@ def main(argv=None) -> int:
         cells = [
             f"`{m}`",
             f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—",
-            _pm([r["R1"] for r in mix["both"]]),
-            _pm(both_map),
-            "—" if math.isnan(retained) else f"{retained:.3f}",
-            _pm([r["mAP"] for r in mix["query"]]),
-            _pm([r["mAP"] for r in mix["gallery"]]),
+            _pm(mix["both"], "R1"),
+            _pm(mix["both"], "mAP"),
+            f"{mix['both']['retained_mAP']:.3f}" if mix["both"] and c else "—",
+            _pm(mix["query"], "mAP"),
+            _pm(mix["gallery"], "mAP"),
             _pct(statistics.fmean(occ_by_sev[1])) if 1 in occ_by_sev else "—",
             _pct(statistics.fmean(occ_by_sev[3])) if 3 in occ_by_sev else "—",
             f"{_pct(duke[0]['R1'])} / {_pct(duke[0]['mAP'])}" if duke else "—",

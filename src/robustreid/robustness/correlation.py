@@ -41,29 +41,24 @@ def robustness_by_model(rows: Sequence[Dict], protocol: str = "both") -> Dict[st
 EXACT_MAX_N = 8  # up to 8 models every one of the n! pairings is enumerated (40,320); above, scipy's asymptotic p
 
 
-def _exact_p(x: np.ndarray, y: np.ndarray, stat) -> float:
-    """Two-sided permutation p-value: the share of the n! pairings of ``y`` with ``x`` whose statistic is at least as
-    far from 0 as the observed one (the observed pairing included). Exact for the small model counts of a study,
-    where the t-approximation behind scipy's p-values is wrong (it gives p = 0 for three points in order)."""
-    from itertools import permutations
-
-    perms = np.array(list(permutations(range(len(y)))))
-    ys = y[perms]  # (n!, n)
-    vals = stat(np.broadcast_to(x, ys.shape), ys)
-    obs = abs(stat(x[None], y[None])[0])
-    return float(np.mean(np.abs(vals) >= obs - 1e-12))
-
-
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of two equally shaped 2-D arrays."""
     xc = x - x.mean(axis=1, keepdims=True)
     yc = y - y.mean(axis=1, keepdims=True)
     return (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1))
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
+def _exact_p(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided permutation p-value of Pearson's r (Spearman's ρ when given ranks): the share of the n! pairings of
+    ``y`` with ``x`` whose |r| is at least the observed one (the observed pairing included). Exact for the small
+    model counts of a study, where the t-approximation behind scipy's p-values is wrong (p = 0 for three points in
+    order)."""
+    from itertools import permutations
 
-    return rankdata(a, axis=-1)  # ties share their mean rank, as Spearman's rho wants
+    ys = y[np.array(list(permutations(range(len(y)))))]  # (n!, n)
+    vals = np.abs(_pearson_rows(np.broadcast_to(x, ys.shape), ys))
+    obs = abs(_pearson_rows(x[None], y[None])[0])
+    return float(np.mean(vals >= obs - 1e-12))
 
 
 def correlate(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
@@ -85,8 +80,8 @@ def correlate(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
     out.update(pearson_r=float(pr[0]), pearson_p=float(pr[1]), spearman_rho=float(sr[0]),
                spearman_p=float(sr[1]), p_method="asymptotic")
     if len(x) <= EXACT_MAX_N:
-        rx, ry = _ranks(x), _ranks(y)
-        out.update(pearson_p=_exact_p(x, y, _pearson_rows), spearman_p=_exact_p(rx, ry, _pearson_rows),
+        # ties share their mean rank, as Spearman's rho wants
+        out.update(pearson_p=_exact_p(x, y), spearman_p=_exact_p(stats.rankdata(x), stats.rankdata(y)),
                    p_method="exact")
     return out
 
