@@ -345,7 +345,10 @@ class Trainer:
         x = torch.cat([images] + views) if views else images
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        outputs = self.train_model(x)
+        # a model that needs more of the batch in train mode (IGOAS: the clean view; FED: the pids) names those
+        # keys in ``train_inputs``; they are passed as keyword arguments (through DDP's forward)
+        extra = {k: batch[k] for k in getattr(self.model, "train_inputs", ())}
+        outputs = self.train_model(x, **extra)
         if not isinstance(outputs, dict):
             raise TypeError("the model must return a dict of outputs in train mode")
         if views:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -32,6 +32,11 @@ class ReidModel(nn.Module):
 
     ``model.eval()(x)`` -> embedding N×D; ``model.train()(x)`` -> dict (``logits``, ``feat``, ``feat_bn``,
     ``feat_map``, ...). Attributes: ``config``, ``num_classes``, ``feat_dim``, ``input_size``."""
+
+    #: batch keys (besides the images) the engine passes to ``forward`` as keyword arguments in train mode, e.g.
+    #: ``("clean_images",)`` for a two-branch model fed the clean and the occluded view, ``("pids",)`` for a
+    #: model whose training forward needs the labels. Empty for BoT.
+    train_inputs: Tuple[str, ...] = ()
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
