@@ -26,7 +26,11 @@ class ModelConfig:
     - ``backbone_kwargs``: extra keyword arguments of the backbone builder (``width``, ``drop_path``,
       ``patch_stride``, ``num_cameras``, ``camera_coef``, ``depth``...).
     - ``noise``: hidden-layer noise specs; carried for the engine (``robustreid.models.noise.attach_noise``).
+    - ``dropblock``: batch DropBlock on named layers' outputs in training, e.g. ``[{layer: backbone, h_ratio: 0.3}]``;
+      carried for the engine (``robustreid.transforms.augment.dropblock.attach_dropblock``).
     - ``feat_bn_for_inference``: eval mode returns the feature after the BNNeck (True) or before it (False).
+    - ``method_kwargs``: options of the method model itself, checked by that model (FED: ``eval_feature``,
+      ``stripe_dim``, ``oem``, ``fdm``... see ``robustreid.models.fed.FEDOptions``); empty for BoT.
     """
 
     name: str = "bot"
@@ -41,7 +45,9 @@ class ModelConfig:
     std: Tuple[float, float, float] = IMAGENET_STD
     backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
     noise: List[Dict[str, Any]] = field(default_factory=list)
+    dropblock: List[Dict[str, Any]] = field(default_factory=list)
     feat_bn_for_inference: bool = True
+    method_kwargs: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # accept lists (YAML, to_dict round trip) and normalise to tuples
