@@ -86,6 +86,10 @@ def test_euclidean_integer_features(prob, seed):
     qf = pool[rng.integers(0, 4, len(qp))].astype(np.float32)
     gf = pool[rng.integers(0, 4, len(gp))].astype(np.float32)
     exact = ((qf[:, None, :].astype(np.int64) - gf[None].astype(np.int64)) ** 2).sum(-1)
+    if len(gf) > 1 and (gf == gf[0]).all():  # no information: refused (issue 17)
+        with pytest.raises(ValueError, match="gallery feature rows are equal"):
+            evaluate(qf, gf, qp, gp, qc, gc, metric="euclidean")
+        return
     res = evaluate(qf, gf, qp, gp, qc, gc, metric="euclidean", max_rank=6, memory_budget=800)
     assert_same(res, classic(exact, qp, gp, qc, gc, 6), len(qp))
 
@@ -103,6 +107,10 @@ def test_cosine_exact_unit_vectors(prob, seed):
         v[idx] = 3 * rng.choice([-1, 1], 4)
     qf, gf = pool[rng.integers(0, 5, len(qp))], pool[rng.integers(0, 5, len(gp))]
     cos = (qf @ gf.T) / 36.0
+    if len(gf) > 1 and (gf == gf[0]).all():  # no information: refused (issue 17)
+        with pytest.raises(ValueError, match="gallery feature rows are equal"):
+            evaluate(qf, gf, qp, gp, qc, gc)
+        return
     res = evaluate(torch.from_numpy(qf), torch.from_numpy(gf), torch.from_numpy(qp), gp, qc, gc, max_rank=6)
     assert_same(res, classic(1 - cos, qp, gp, qc, gc, 6), len(qp))
 

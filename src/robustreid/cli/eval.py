@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import click
 
@@ -19,6 +20,35 @@ def _table(res, metric: str, rerank: bool) -> str:
         f" | {res.num_valid_queries} | {res.num_skipped_queries} |"
     note = f"metric: {metric}{' + k-reciprocal re-ranking' if rerank else ''}; rates in %"
     return "\n".join([head, sep, row, note])
+
+
+def _json_safe(v):
+    """NaN / inf -> None (JSON has no NaN), recursively."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def _warnings(res, source: str) -> List[str]:
+    """Legitimate but suspicious: skipped queries, rankings decided by the gallery index (>= 1 % of queries)."""
+    out = []
+    nq = res.num_valid_queries + res.num_skipped_queries
+    if res.num_valid_queries == 0:
+        raise click.ClickException(
+            f"{source}: no query has a true match in the gallery: all {nq} queries would be skipped (no gallery image "
+            f"of the same person from another camera); nothing to evaluate")
+    if res.num_skipped_queries:
+        out.append(f"{res.num_skipped_queries} of {nq} queries skipped: no gallery image of the same person from "
+                   f"another camera (the rates are over the {res.num_valid_queries} others)")
+    tied = res.num_tied_queries
+    if tied and tied >= 0.01 * res.num_valid_queries:
+        out.append(f"{tied} of {res.num_valid_queries} queries had a true match at exactly the distance of a wrong "
+                   f"one: the gallery index decided their order (duplicate or quantised features?)")
+    return out
 
 
 @click.command("eval")
@@ -84,14 +114,17 @@ def eval_cmd(features: Optional[str], checkpoint: Optional[str], dataset: Option
                        lambda_value=lambda_value)
     except ValueError as e:
         raise click.ClickException(f"{source}: {e}") from None
+    warns = _warnings(res, str(source))
     click.echo(f"{source}: {len(q)} query / {len(g)} gallery, dimension {q.features.shape[1]}")
     click.echo(_table(res, metric, rerank))
+    for w in warns:
+        click.secho(f"WARNING: {w}", fg="yellow", err=True)
     if json_out:
         from ..utils.io import atomic_write_text
 
         out = dict(res.as_dict(), metric=metric, rerank=rerank, max_rank=max_rank, source=str(source),
-                   cmc=[float(v) for v in res.cmc])
+                   cmc=[float(v) for v in res.cmc], warnings=warns)
         if rerank:
             out.update(k1=k1, k2=k2, lambda_value=lambda_value)
-        atomic_write_text(Path(json_out), json.dumps(out, indent=2) + "\n")
+        atomic_write_text(Path(json_out), json.dumps(_json_safe(out), indent=2, allow_nan=False) + "\n")
         click.echo(f"wrote {json_out}")

@@ -2,7 +2,9 @@
 
 A safetensors file with tensors ``features`` (N×D float32 or float16), ``pids`` (N int64), ``camids`` (N int64),
 ``split`` (N int8: 0 = query, 1 = gallery, 2 = train) and the metadata entry ``paths`` (a JSON list of N strings)
-plus free-form string metadata (model, dataset, ...). Loaded without unpickling anything.
+plus free-form string metadata (model, dataset, ...). Loaded without unpickling anything, and checked on load: a
+field of the wrong shape, type or length, an unknown split code or metadata that is not JSON is a ``ValueError``
+naming the file and the field.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def save_features(path: Union[str, Path], features, pids, camids, split, paths: 
     feats = torch.as_tensor(np.asarray(features)).contiguous()
     if feats.dtype not in (torch.float32, torch.float16):
         feats = feats.float()
-    split_arr = np.asarray([SPLIT_CODES[s] if isinstance(s, str) else int(s) for s in split], dtype=np.int8)
+    split_arr = np.asarray([_split_code(s) for s in split], dtype=np.int8)
     n = feats.shape[0]
     for name, arr in (("pids", pids), ("camids", camids), ("split", split_arr), ("paths", paths)):
         if len(arr) != n:
@@ -63,6 +65,50 @@ def save_features(path: Union[str, Path], features, pids, camids, split, paths: 
     metadata["format"] = "robustreid.features/1"
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def _split_code(s) -> int:
+    code = SPLIT_CODES.get(s) if isinstance(s, str) else int(s)
+    if code not in SPLIT_CODES.values():
+        raise ValueError(f"split: unknown split {s!r}; expected query, gallery, train or their codes 0, 1, 2")
+    return code
+
+
+def _check_arrays(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    f = arrays["features"]
+    if f.ndim != 2:
+        raise ValueError(f"{path}: features: expected an N×D matrix, got shape {f.shape}")
+    if f.dtype.kind != "f":
+        raise ValueError(f"{path}: features: expected floating-point values, got {f.dtype}")
+    n = f.shape[0]
+    for name in ("pids", "camids", "split"):
+        a = arrays[name]
+        if a.ndim != 1:
+            raise ValueError(f"{path}: {name}: expected one value per row, got shape {a.shape}")
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"{path}: {name}: expected integers, got {a.dtype}")
+        if len(a) != n:
+            raise ValueError(f"{path}: {name} has {len(a)} entries but features has {n} rows")
+    split = arrays["split"]
+    unknown = sorted(set(np.unique(split).tolist()) - set(SPLIT_CODES.values()))
+    if unknown:
+        k = int(np.isin(split, unknown).sum())
+        raise ValueError(f"{path}: split: {k} row{'s have' if k > 1 else ' has'} an unknown code "
+                         f"({', '.join(map(str, unknown))}); expected 0 = query, 1 = gallery, 2 = train")
+
+
+def _paths(path: Path, meta: Dict[str, str], n: int) -> List[str]:
+    if "paths" not in meta:
+        raise ValueError(f"{path}: metadata 'paths' is missing (expected a JSON list of {n} image paths)")
+    try:
+        paths = json.loads(meta.pop("paths"))
+    except ValueError:
+        paths = None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError(f"{path}: metadata 'paths' is not a JSON list of strings (expected {n} image paths)")
+    if len(paths) != n:
+        raise ValueError(f"{path}: paths has {len(paths)} entries but features has {n} rows")
+    return paths
 
 
 def load_features(path: Union[str, Path]) -> FeatureSet:
@@ -84,5 +130,6 @@ def load_features(path: Union[str, Path]) -> FeatureSet:
         if isinstance(e, ValueError) and "robustreid" in str(e):
             raise
         raise ValueError(f"{path}: cannot read as a safetensors feature file ({e})") from None
-    paths = json.loads(meta.pop("paths", "[]"))
+    _check_arrays(path, arrays)
+    paths = _paths(path, meta, arrays["features"].shape[0])
     return FeatureSet(arrays["features"], arrays["pids"], arrays["camids"], arrays["split"], paths, meta)

@@ -6,7 +6,11 @@ Conventions (docs/metrics.md has the full text):
 * queries with no positive left are skipped (counted in ``num_skipped_queries``);
 * CMC(k) = fraction of valid queries with a positive in the top k; AP = mean over the positives of the precision at
   the positive's rank (not interpolated); INP = #positives / rank of the last positive (1-based);
-* ties in distance are broken by gallery index (the earlier gallery item ranks first), as a stable sort would.
+* ties in distance are broken by gallery index (the earlier gallery item ranks first), as a stable sort would;
+  ``num_tied_queries`` counts the queries where that decided something (a positive at exactly the distance of a
+  negative);
+* features that carry no information are refused (:func:`check_informative`): dimension 0, all gallery rows equal,
+  all-zero rows under cosine.
 
 How it works: the q×g distance is computed one block of queries at a time (size from ``memory_budget``). In a block,
 the only gallery items that can rank before some positive of query i are those with a distance at most the
@@ -44,6 +48,8 @@ class EvalResult:
     per_query_ap: Optional[np.ndarray] = field(default=None, repr=False)
     per_query_inp: Optional[np.ndarray] = field(default=None, repr=False)
     first_positive_rank: Optional[np.ndarray] = field(default=None, repr=False)
+    #: valid queries where a positive and a negative had exactly the same distance (so the gallery index ordered them)
+    num_tied_queries: int = 0
 
     def rank(self, k: int) -> float:
         """CMC at rank k (1-based); ranks past the computed length repeat the last value."""
@@ -56,7 +62,7 @@ class EvalResult:
     def as_dict(self) -> Dict[str, float]:
         d = {"R1": self.rank(1), "R5": self.rank(5), "R10": self.rank(10), "mAP": float(self.mAP),
              "mINP": float(self.mINP), "num_valid_queries": int(self.num_valid_queries),
-             "num_skipped_queries": int(self.num_skipped_queries)}
+             "num_skipped_queries": int(self.num_skipped_queries), "num_tied_queries": int(self.num_tied_queries)}
         if self.tpr_at_fpr:
             for f, v in self.tpr_at_fpr.items():
                 d[f"TPR@FPR={f:g}"] = float(v)
@@ -144,6 +150,7 @@ class _Accumulator:
         self.ap = torch.full((nq,), float("nan"), dtype=torch.float64, device=device)
         self.inp = torch.full((nq,), float("nan"), dtype=torch.float64, device=device)
         self.first = torch.full((nq,), -1, dtype=torch.int64, device=device)
+        self.tied = torch.zeros(nq, dtype=torch.bool, device=device)
 
 
 def _row_bounds(flat: torch.Tensor, c: int, g: int, slice_cap: int):
@@ -239,6 +246,10 @@ def _rank_block(D: torch.Tensor, a: int, lab: _Labels, acc: _Accumulator, mask_b
         cb = _col_bits(g)
         pkey = _float_key(pd, pq, pg, cb)
         rank = torch.empty_like(pq)
+        # (row, value) prefix of each positive, and how many positives share it
+        ppre = pkey >> cb
+        spre = torch.sort(ppre).values
+        npos_same = torch.searchsorted(spre, ppre, right=True) - torch.searchsorted(spre, ppre)
         for s, e in _row_bounds(flat, c, g, slice_cap):
             f = flat[s:e]
             rows = torch.div(f, g, rounding_mode="floor")
@@ -251,6 +262,10 @@ def _rank_block(D: torch.Tensor, a: int, lab: _Labels, acc: _Accumulator, mask_b
             # the smallest possible key of a row: row << (32 + cb) - 2**(31 + cb)
             row_lo = (pq[sel] << (32 + cb)) - (1 << (31 + cb))
             rank[sel] = torch.searchsorted(skey, pkey[sel]) - torch.searchsorted(skey, row_lo)
+            # candidates of the same row at exactly a positive's value: more than its fellow positives = a tie
+            lo_key = ppre[sel] << cb
+            same = torch.searchsorted(skey, lo_key + (1 << cb)) - torch.searchsorted(skey, lo_key)
+            acc.tied[a + pq[sel][same > npos_same[sel]]] = True
         _accumulate(acc, a, pq, rank, c)
         return
     # generic path (float64 / integer distances, or infinite distances): filter junk per candidate, two stable sorts
@@ -269,17 +284,32 @@ def _rank_block(D: torch.Tensor, a: int, lab: _Labels, acc: _Accumulator, mask_b
         # candidates come in (row, column) order: stable sort by value, then stable sort by row
         o1 = torch.sort(vals, stable=True).indices
         perm = o1[torch.sort(rows[o1], stable=True).indices]
-        del o1, vals
+        del o1
         rows_s = rows[perm]
         pos_s = same[perm]
-        del perm, same
+        vals_s = vals[perm]
+        del perm, same, vals
         if rows_s.numel() == 0:
             continue
+        _mark_ties(acc, a, rows_s, vals_s, pos_s)
+        del vals_s
         counts = torch.bincount(rows_s, minlength=c)
         starts = torch.cumsum(counts, 0) - counts
         idx = pos_s.nonzero().squeeze(1)
         prow = rows_s[idx]
         _accumulate(acc, a, prow, idx - starts[prow], c)
+
+
+def _mark_ties(acc: _Accumulator, a: int, rows_s: torch.Tensor, vals_s: torch.Tensor, pos_s: torch.Tensor) -> None:
+    """Candidates sorted by (row, value): a run of equal (row, value) holding a positive and a negative is a tie."""
+    new = torch.ones_like(pos_s)
+    new[1:] = (rows_s[1:] != rows_s[:-1]) | (vals_s[1:] != vals_s[:-1])
+    run = torch.cumsum(new.to(torch.int64), 0) - 1
+    total = torch.bincount(run)
+    npos = torch.bincount(run, weights=pos_s.to(torch.float64)).to(torch.int64)
+    tied_run = (npos > 0) & (npos < total)
+    if bool(tied_run.any()):
+        acc.tied[a + rows_s[tied_run[run]]] = True
 
 
 class _NegTopK:
@@ -332,7 +362,8 @@ def _finish(acc: _Accumulator, max_rank: int, nq: int, tpr: Optional[Dict[float,
         mINP = float(inp[valid].mean())
     else:
         mAP = mINP = float("nan")
-    return EvalResult(mAP, mINP, cmc, nv, nq - nv, tpr, ap, inp, first)
+    return EvalResult(mAP, mINP, cmc, nv, nq - nv, tpr, ap, inp, first,
+                      num_tied_queries=int(acc.tied.sum()))
 
 
 def _run(nq: int, ng: int, block_fn, dtype, lab: _Labels, *, max_rank: int, device, tpr_at_fpr,
@@ -367,12 +398,39 @@ def _run(nq: int, ng: int, block_fn, dtype, lab: _Labels, *, max_rank: int, devi
 # public API
 
 
+def check_informative(qf: torch.Tensor, gf: torch.Tensor, metric: str) -> None:
+    """Refuse features from which no ranking can be learnt (they would score by tie order alone).
+
+    ``qf`` / ``gf`` come from :func:`~robustreid.eval.distance.prepare_features` (L2-normalised for cosine).
+    Raises ``ValueError`` for dimension 0, a gallery of two or more rows that are all equal, and all-zero rows
+    under cosine (no direction, so no cosine)."""
+    if qf.shape[1] == 0:
+        raise ValueError(f"features have dimension 0 ({qf.shape[0]}×0 query, {gf.shape[0]}×0 gallery): there is "
+                         f"nothing to rank by")
+    if gf.shape[0] > 1 and bool((gf == gf[0]).all()):
+        also = " (the query rows too)" if bool((qf == gf[0]).all()) else ""
+        raise ValueError(f"all {gf.shape[0]} gallery feature rows are equal{also}: the features carry no "
+                         f"information and every ranking would follow the gallery order alone (is the model "
+                         f"trained, and are its weights intact?)")
+    if metric == "cosine":
+        for name, t in (("query_features", qf), ("gallery_features", gf)):
+            zero = int((t.abs().amax(dim=1) == 0).sum()) if t.shape[0] else 0
+            if zero:
+                raise ValueError(f"{name}: {zero} row{'s' if zero > 1 else ''} of {t.shape[0]} "
+                                 f"{'are' if zero > 1 else 'is'} all zero: cosine similarity is undefined for a "
+                                 f"zero vector (use metric='euclidean' if zero embeddings are meaningful)")
+
+
 @torch.no_grad()
 def evaluate(query_features, gallery_features, query_pids, gallery_pids, query_camids, gallery_camids, *,
              metric: str = "cosine", max_rank: int = 50, device=None, tpr_at_fpr=False,
              memory_budget: Optional[int] = None, rerank: bool = False, k1: int = 20, k2: int = 6,
              lambda_value: float = 0.3) -> EvalResult:
     """CMC / mAP / mINP of a query set against a gallery (conventions in the module docstring).
+
+    Features without information are refused (:func:`check_informative`); ``num_tied_queries`` of the result
+    counts the queries whose ranking the gallery index decided. Queries without a positive are skipped and counted
+    (``num_skipped_queries``); when none is valid the rates are NaN (callers that report them should refuse).
 
     Inputs are numpy arrays or torch tensors (features N×D, labels N). ``metric``: ``"cosine"`` or ``"euclidean"``
     (squared). ``device``: where to compute (default: the query features' device). ``tpr_at_fpr``: True for TPR at
@@ -383,17 +441,19 @@ def evaluate(query_features, gallery_features, query_pids, gallery_pids, query_c
     if device is None:
         device = query_features.device if isinstance(query_features, torch.Tensor) else "cpu"
     device = torch.device(device)
-    if rerank:
-        from .rerank import re_rank
-
-        dist = re_rank(query_features, gallery_features, k1=k1, k2=k2, lambda_value=lambda_value, metric=metric,
-                       device=device, memory_budget=memory_budget)
-        return evaluate_distances(dist, query_pids, gallery_pids, query_camids, gallery_camids, max_rank=max_rank,
-                                  device=device, tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget)
     qf = prepare_features(query_features, "query_features", metric, device)
     gf = prepare_features(gallery_features, "gallery_features", metric, device)
     bd = BlockDistance(qf, gf, metric)
     lab = _Labels(query_pids, gallery_pids, query_camids, gallery_camids, qf.shape[0], gf.shape[0], device)
+    check_informative(qf, gf, metric)
+    if rerank:
+        from .rerank import re_rank
+
+        del qf, gf, bd
+        dist = re_rank(query_features, gallery_features, k1=k1, k2=k2, lambda_value=lambda_value, metric=metric,
+                       device=device, memory_budget=memory_budget)
+        return evaluate_distances(dist, query_pids, gallery_pids, query_camids, gallery_camids, max_rank=max_rank,
+                                  device=device, tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget)
     budget = int(memory_budget) if memory_budget else DEFAULT_MEMORY_BUDGET
     rows = min(max(qf.shape[0], 1), _rows_per_block(gf.shape[0], budget, 4), _max_rows_fast(gf.shape[0]))
     buf = torch.empty(rows * gf.shape[0], dtype=torch.float32, device=device)
