@@ -50,6 +50,8 @@ class SolverConfig:
     ``warmup_epochs``: linear warm-up from ``warmup_factor``·lr to lr. ``schedule``: ``multistep`` (× ``gamma`` at
     each epoch in ``steps``) or ``cosine`` (from lr at the end of warm-up to ``min_lr_factor``·lr at ``epochs``).
     ``center_lr``: learning rate of the center-loss centres (their own SGD, as BoT).
+    ``freeze_backbone_epochs``: during the first N epochs only the new layers train; the model's pretrained part
+    (its ``pretrained_modules()``, else ``model.backbone``) gets no update and keeps its BatchNorm statistics.
     """
 
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
@@ -68,6 +70,7 @@ class SolverConfig:
     epochs: int = 120
     clip_grad: float = 0.0
     center_lr: float = 0.5
+    freeze_backbone_epochs: int = 0
 
 
 @dataclass
@@ -121,6 +124,9 @@ class TrainConfig:
             raise ConfigError(f"solver.warmup_epochs: expected 0..epochs ({s.epochs}), got {s.warmup_epochs}")
         if not 0 < s.warmup_factor <= 1:
             raise ConfigError(f"solver.warmup_factor: expected in (0, 1], got {s.warmup_factor}")
+        if not 0 <= s.freeze_backbone_epochs <= s.epochs:
+            raise ConfigError(f"solver.freeze_backbone_epochs: expected 0..epochs ({s.epochs}), "
+                              f"got {s.freeze_backbone_epochs}")
         if list(s.steps) != sorted(s.steps):
             raise ConfigError(f"solver.steps: expected increasing epochs, got {s.steps}")
         if d.repeats < 0:

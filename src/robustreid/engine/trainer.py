@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..utils.io import atomic_write_text
+from ..utils.progress import progress_bar
 from ..utils.seed import derive_seed, seed_everything
 from . import checkpoint as ckpt
 from . import distributed as D
@@ -231,6 +232,10 @@ class Trainer:
             from ..models.noise import attach_noise
 
             self.noise_handles = attach_noise(model, cfg.model.noise)
+        if cfg.model.dropblock:
+            from ..transforms.augment.dropblock import attach_dropblock
+
+            self.dropblock_handles = attach_dropblock(model, cfg.model.dropblock)
         self.progress_modules = [m for m in model.modules() if hasattr(m, "set_progress")]
         model = model.to(self.device)
         if cfg.train.channels_last:
@@ -239,6 +244,9 @@ class Trainer:
         self.criterion = self.build_losses(model).to(self.device)
         self.optimizer = self.build_optimizer(model)
         self.loss_optimizer = self.build_loss_optimizer(self.criterion)
+        self.frozen_modules, self.frozen_params = ([], [])
+        if cfg.solver.freeze_backbone_epochs:
+            self.frozen_modules, self.frozen_params = self.pretrained_part(model)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(self.amp == "fp16"))
         self.batch_augment = self.build_batch_augment()
         self.sampler = self.build_sampler(pids)
@@ -264,11 +272,21 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         if self.resume:
             self.load_checkpoint()
+        else:
+            self.run_train_start_hooks()
         if self.is_main:
             atomic_write_text(self.out_dir / "config.yaml", self._config_yaml())
             self._log_setup()
         self._setup_done = True
         return self
+
+    def run_train_start_hooks(self) -> None:
+        """Fresh (not resumed) start: ``on_train_start(trainer)`` of every model / criterion submodule that defines
+        it, e.g. FED fills its memory bank from the training set (a resumed run restores that state instead)."""
+        for m in list(self.model.modules()) + list(self.criterion.modules()):
+            hook = getattr(m, "on_train_start", None)
+            if callable(hook):
+                hook(self)
 
     def _config_yaml(self) -> str:
         import yaml
@@ -347,7 +365,12 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         # a model that needs more of the batch in train mode (IGOAS: the clean view; FED: the pids) names those
         # keys in ``train_inputs``; they are passed as keyword arguments (through DDP's forward)
-        extra = {k: batch[k] for k in getattr(self.model, "train_inputs", ())}
+        needed = tuple(getattr(self.model, "train_inputs", ()))
+        missing = [k for k in needed if k not in batch]
+        if missing:
+            raise ValueError(f"model {self.cfg.model.name!r} needs the batch key(s) {missing} in training; the batch "
+                             f"has {sorted(batch)} (add the augmentation that makes them to data.augs, e.g. igo)")
+        extra = {k: batch[k] for k in needed}
         outputs = self.train_model(x, **extra)
         if not isinstance(outputs, dict):
             raise TypeError("the model must return a dict of outputs in train mode")
@@ -367,6 +390,7 @@ class Trainer:
         """One optimisation step on a loader batch; returns the values to log (0-d tensors, not synchronised)."""
         self.train_model.train()
         self.criterion.train()
+        frozen = self.apply_freeze(epoch)
         b = self.prepare_batch(batch, epoch, iteration)
         # model-side randomness (dropout, hidden-layer noise) from the global generator, seeded per iteration
         torch.manual_seed(derive_seed(self.cfg.train.seed, "model", epoch, iteration, self.dist.rank))
@@ -380,6 +404,9 @@ class Trainer:
             outputs = self.forward(b)
             loss, parts = self.compute_loss(outputs, b)
         self.scaler.scale(loss).backward()
+        if frozen and self.dist.enabled:  # DDP needs every gradient each step: computed, then dropped here
+            for prm in self.frozen_params:
+                prm.grad = None
         if self.cfg.solver.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.solver.clip_grad)
@@ -398,6 +425,40 @@ class Trainer:
         out.update({k: v.detach() for k, v in parts.items()})
         return out  # 0-d tensors: read (one device sync) only when logging
 
+    def pretrained_part(self, model: nn.Module) -> Tuple[List[nn.Module], List[nn.Parameter]]:
+        """(modules, trainable parameters) of the model's pretrained part: ``model.pretrained_modules()`` if the
+        model says, else ``[model.backbone]``."""
+        get = getattr(model, "pretrained_modules", None)
+        backbone = getattr(model, "backbone", None)
+        mods = list(get()) if callable(get) else ([backbone] if isinstance(backbone, nn.Module) else [])
+        if not mods:
+            raise ValueError(f"solver.freeze_backbone_epochs: model {type(model).__name__} has no backbone / "
+                             "pretrained_modules() to freeze")
+        seen, params = set(), []
+        for m in mods:
+            for prm in m.parameters():
+                if prm.requires_grad and id(prm) not in seen:
+                    seen.add(id(prm))
+                    params.append(prm)
+        return mods, params
+
+    def apply_freeze(self, epoch: int) -> bool:
+        """In the first ``solver.freeze_backbone_epochs`` epochs: the pretrained part in eval mode (BatchNorm
+        statistics kept) and without gradient (under DDP its gradients are dropped before the step instead).
+        Returns whether it is frozen at ``epoch``."""
+        frozen = epoch < self.cfg.solver.freeze_backbone_epochs
+        if not self.frozen_params:
+            return False
+        if frozen:
+            for m in self.frozen_modules:
+                m.eval()
+        if not self.dist.enabled and self.frozen_params[0].requires_grad == frozen:
+            for prm in self.frozen_params:
+                prm.requires_grad_(not frozen)
+            log.info("epoch %d: %s %d pretrained parameter tensors", epoch + 1, "freezing" if frozen else "training",
+                     len(self.frozen_params))
+        return frozen
+
     # ------------------------------------------------------------------ loop
     def train(self) -> Dict[str, Any]:
         """Run (or continue) training; returns the final evaluation (R1, mAP, ...) and the best score."""
@@ -407,9 +468,7 @@ class Trainer:
         t_log, n_log = time.perf_counter(), 0
         bar = None
         if self.is_main and self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_iters, initial=self.global_step, desc="train", unit="it", dynamic_ncols=True)
+            bar = progress_bar(total=self.max_iters, initial=self.global_step, desc="train", unit="it")
         try:
             while self.epoch < epochs:
                 epoch = self.epoch

@@ -43,8 +43,8 @@ def build_pooling(name: str, in_channels: int) -> nn.Module:
 def build_model(cfg: Union[ModelConfig, Mapping[str, Any]], num_classes: int, *, load_weights: bool = True):
     """Build ``MODELS[cfg.name](cfg, num_classes)``; when ``cfg.pretrained`` names a file (and ``load_weights``),
     its backbone weights are loaded by key mapping (:func:`load_pretrained`) and the report is kept as
-    ``model.pretrained_report``. Pass ``load_weights=False`` when a full checkpoint is loaded right after (the
-    pretrained file is then not needed)."""
+    ``model.pretrained_report``; then the model's ``after_pretrained_load()`` runs if it has one. Pass
+    ``load_weights=False`` when a full checkpoint is loaded right after (the pretrained file is then not needed)."""
     cfg = _as_config(cfg)
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name: unknown model {cfg.name!r}; known: {', '.join(sorted(MODELS))}")
@@ -55,5 +55,7 @@ def build_model(cfg: Union[ModelConfig, Mapping[str, Any]], num_classes: int, *,
 
         report = load_pretrained(model, cfg.pretrained)
         model.pretrained_report = report
+        if callable(getattr(model, "after_pretrained_load", None)):  # IGOAS: copy the last stage to branch 2
+            model.after_pretrained_load()
         log.info("pretrained %s: %s", cfg.pretrained, report.summary())
     return model

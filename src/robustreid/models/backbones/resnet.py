@@ -6,11 +6,15 @@ classifier ``fc`` is not built: a ReID head replaces it.
 
 ``width`` scales every stage's channels (``width=0.5`` on ResNet-18: 32-64-128-256 channels, the CPU model);
 ``ibn`` puts IBN-a (half InstanceNorm, half BatchNorm on the first norm of each block) in stages 1-3.
+
+``trunk_and_tail()`` splits the network for two-branch methods (IGOAS): trunk = stem + stages 1-3, tail = stage 4
+(built with ``last_stride``); both share this backbone's modules.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Type, Union
+from collections import OrderedDict
+from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import nn
@@ -82,6 +86,14 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+class Part(nn.Sequential):
+    """A run of the backbone's own modules (shared, not copied), keeping their names, with ``out_channels``."""
+
+    def __init__(self, named: Sequence[Tuple[str, nn.Module]], out_channels: int):
+        super().__init__(OrderedDict(named))
+        self.out_channels = int(out_channels)
+
+
 class ResNet(nn.Module):
     """ResNet trunk (stem + 4 stages); ``forward(x)`` returns the last feature map N×C×H/16×W/16 (last stride 1)
     or N×C×H/32×W/32 (last stride 2)."""
@@ -105,6 +117,7 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(block, widths[2], layers[2], 2, ibn)
         self.layer4 = self._make_layer(block, widths[3], layers[3], last_stride, False)
         self.out_channels = widths[3] * block.expansion
+        self.stage_channels = [c * block.expansion for c in widths]
         self.last_stride = last_stride
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -135,6 +148,15 @@ class ResNet(nn.Module):
         x = self.layer2(x)
         x = self.layer3(x)
         return self.layer4(x)
+
+    def trunk_and_tail(self) -> Tuple[Part, Part]:
+        """(trunk, tail) with ``tail(trunk(x)) == self(x)``, sharing this backbone's modules (no copy): the trunk is
+        the stem and stages 1-3 (1/16 resolution, ``stage_channels[2]`` channels), the tail stage 4."""
+        trunk = Part([("conv1", self.conv1), ("bn1", self.bn1), ("relu", self.relu), ("maxpool", self.maxpool),
+                      ("layer1", self.layer1), ("layer2", self.layer2), ("layer3", self.layer3)],
+                     self.stage_channels[2])
+        tail = Part([("layer4", self.layer4)], self.out_channels)
+        return trunk, tail
 
 
 _SPECS = {

@@ -1,0 +1,272 @@
+"""IGOAS: the backbone split, the two branches, CBAM, the mask loss, the softmax-weighted CE, the inference feature,
+the IGO area schedule through the engine and the engine's frozen-backbone epochs. Tiny models, small inputs."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine_support import INPUT, make_dataset, tiny_config
+from robustreid.config.loader import ConfigError
+from robustreid.engine.trainer import Trainer
+from robustreid.losses import build_losses
+from robustreid.losses.igoas import MaskLoss, SoftmaxWeightedCE, keep_mask, mask_mse, softmax_weighted
+from robustreid.models import ModelConfig, build_backbone, build_model
+from robustreid.models.attention import CBAM, ChannelAttention, SpatialAttention
+
+H, W = 64, 32
+TINY = {"width": 0.125}  # resnet18: 8-16-32-64 channels
+
+
+def _cfg(**over):
+    kw = dict(name="igoas", backbone="resnet18", backbone_kwargs=dict(TINY), input_size=(H, W))
+    kw.update(over)
+    return ModelConfig(**kw)
+
+
+def _images(n=4, seed=0):
+    return torch.rand(n, 3, H, W, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------------------------ backbone split
+@pytest.mark.parametrize("last_stride", [1, 2])
+def test_resnet_trunk_and_tail_compose_to_the_backbone_and_share_its_weights(last_stride):
+    torch.manual_seed(0)
+    bb = build_backbone(ModelConfig(backbone="resnet18", backbone_kwargs=dict(TINY), last_stride=last_stride)).eval()
+    trunk, tail = bb.trunk_and_tail()
+    x = _images(2)
+    with torch.no_grad():
+        mid = trunk(x)
+        assert mid.shape[1] == trunk.out_channels == 32 and mid.shape[-2:] == (H // 16, W // 16)
+        out = tail(mid)
+        assert out.shape[1] == tail.out_channels == bb.out_channels
+        assert torch.equal(out, bb(x))
+    own = {id(p) for p in bb.parameters()}
+    assert {id(p) for p in trunk.parameters()} | {id(p) for p in tail.parameters()} == own  # shared, no copy
+    assert not {id(p) for p in trunk.parameters()} & {id(p) for p in tail.parameters()}
+
+
+def test_branch_split_equal_start_independent_updates():
+    torch.manual_seed(0)
+    model = build_model(_cfg(), num_classes=5).train()
+    glob = {k: v.clone() for k, v in model.backbone.layer4.state_dict().items()}
+    occ = {k: v.clone() for k, v in model.occ_stage.layer4.state_dict().items()}
+    assert glob.keys() == occ.keys()
+    assert all(torch.equal(glob[k], occ[k]) for k in glob)  # same initial weights
+    assert not {id(p) for p in model.backbone.layer4.parameters()} & {id(p) for p in model.occ_stage.parameters()}
+    # a step on a loss of the suppression branch only moves its own stage, not the global one
+    x = _images()
+    out = model(x, clean_images=x)
+    out["logits_occ"].logsumexp(dim=1).mean().backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.backbone.layer4.parameters())
+    before = {k: v.clone() for k, v in model.backbone.layer4.state_dict().items() if v.is_floating_point()}
+    with torch.no_grad():  # one plain SGD step
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    moved = [k for k, v in model.occ_stage.layer4.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, occ[k])]
+    assert any(k.endswith("conv1.weight") for k in moved)
+    after = model.backbone.layer4.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k.endswith("weight") and "bn" not in k)
+
+
+def test_pretrained_weights_start_both_branches(tmp_path):
+    torch.manual_seed(1)
+    src = build_backbone(ModelConfig(backbone="resnet18", backbone_kwargs=dict(TINY)))
+    for p in src.parameters():
+        p.data.normal_()
+    path = tmp_path / "resnet18_tiny.pth"
+    torch.save({k: v for k, v in src.state_dict().items()}, path)
+    model = build_model(_cfg(pretrained=str(path)), num_classes=3)
+    assert model.pretrained_report.ok
+    want = src.layer4.state_dict()
+    for k, v in model.occ_stage.layer4.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    assert torch.equal(model.backbone.layer4[0].conv1.weight, want["0.conv1.weight"])
+
+
+def test_backbone_without_split_is_a_clear_config_error():
+    with pytest.raises(ConfigError, match="trunk_and_tail"):
+        build_model(_cfg(backbone="vit_small_patch16", backbone_kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2}), 3)
+    with pytest.raises(ConfigError, match="method_kwargs"):
+        build_model(_cfg(method_kwargs={"dims": 256}), 3)
+
+
+# ------------------------------------------------------------------------------------------------ CBAM
+def test_cbam_keeps_shapes():
+    x = torch.rand(2, 32, 4, 2)
+    att = CBAM(32, reduction=16)
+    assert att(x).shape == x.shape
+    assert att.channel.weights(x).shape == (2, 32) and att.channel.fc1.out_features == 2
+    assert att.spatial.weights(x).shape == (2, 1, 4, 2)
+    assert torch.equal(att(x), att.spatial(att.channel(x)))
+
+
+def test_cbam_hand_computed_case():
+    # 2 channels on a 1×2 map: channel 0 = [1, 3], channel 1 = [0, 2]
+    x = torch.tensor([[[[1.0, 3.0]], [[0.0, 2.0]]]])
+    ca = ChannelAttention(2, reduction=2)  # hidden size 1
+    with torch.no_grad():
+        ca.fc1.weight.copy_(torch.tensor([[1.0, 1.0]]))
+        ca.fc1.bias.zero_()
+        ca.fc2.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        ca.fc2.bias.zero_()
+    # avg = [2, 1] -> relu(3) = 3 -> [3, -3]; max = [3, 2] -> relu(5) = 5 -> [5, -5]; sum [8, -8]
+    s8 = 1.0 / (1.0 + math.exp(-8.0))
+    expected = torch.tensor([[[[1.0 * s8, 3.0 * s8]], [[0.0, 2.0 * (1 - s8)]]]])
+    assert torch.allclose(ca(x), expected, atol=1e-6)
+    sa = SpatialAttention(3)
+    with torch.no_grad():
+        sa.conv.weight.zero_()
+        sa.conv.weight[0, 0, 1, 1] = 2.0   # channel mean, centre tap
+        sa.conv.weight[0, 1, 1, 1] = -1.0  # channel max, centre tap
+        sa.conv.bias.zero_()
+    # mean = [0.5, 2.5], max = [1, 3] -> 2·mean - max = [0, 2] -> sigmoid [0.5, σ(2)]
+    s2 = 1.0 / (1.0 + math.exp(-2.0))
+    expected = x * torch.tensor([0.5, s2]).view(1, 1, 1, 2)
+    assert torch.allclose(sa(x), expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ losses
+def test_mask_loss_is_zero_where_visible_and_hand_computed():
+    p = torch.full((2, 1, 4, 2), 2.0)
+    assert float(mask_mse(p, torch.zeros(2, 1, 4, 2))) == 0.0  # nothing occluded: no loss
+    occ = torch.zeros(2, 1, 4, 2)
+    occ[:, :, 0, :] = 1.0  # 2 of 8 cells occluded
+    assert float(mask_mse(p, occ)) == pytest.approx(4.0 * 2 / 8)  # mean of p² over the occluded cells' share
+    loss = MaskLoss()({"map_global": p, "map_occ": 3 * p}, {"occ_mask": occ})
+    assert float(loss) == pytest.approx(1.0 + 9.0)  # both branches, summed
+
+
+def test_mask_loss_gradient_only_inside_the_occlusion():
+    occ = torch.zeros(1, 1, 16, 8)
+    occ[:, :, :8] = 1.0  # top half of the image
+    # bilinear with aligned corners samples image rows 0, 5, 10, 15 for a 4-row map: rows 0-1 occluded, 2-3 visible
+    assert torch.equal(keep_mask(occ, (4, 2))[0, 0, :, 0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    p = torch.rand(1, 1, 4, 2, generator=torch.Generator().manual_seed(0)).add(0.5).requires_grad_()
+    mask_mse(p, occ).backward()
+    g = p.grad[0, 0]
+    assert (g[:2] != 0).all() and (g[2:] == 0).all()
+    assert torch.allclose(g[:2], 2 * p.detach()[0, 0, :2] / 8)  # d/dp mean(p²) on the occluded cells
+
+
+def _ce_by_hand(logits, target, eps):
+    logp = [z - math.log(sum(math.exp(v) for v in logits)) for z in logits]
+    return (1 - eps) * -logp[target] + eps * sum(-v for v in logp) / len(logits)
+
+
+def test_softmax_weighted_ce_against_a_hand_computation():
+    heads = {"logits_global": [[2.0, 0.0, -1.0]], "logits_occ": [[0.0, 1.0, 0.0]], "logits": [[-1.0, 0.5, 3.0]]}
+    outputs = {k: torch.tensor(v) for k, v in heads.items()}
+    ls = [_ce_by_hand(heads[k][0], 0, 0.1) for k in ("logits_global", "logits_occ", "logits")]
+    w = [math.exp(l) / sum(math.exp(m) for m in ls) for l in ls]
+    expected = sum(a * b for a, b in zip(w, ls))
+    got = SoftmaxWeightedCE(epsilon=0.1)(outputs, {"pids": torch.tensor([0])})
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    assert expected > sum(ls) / 3  # the largest loss weighs most
+
+
+def test_softmax_weights_carry_gradient_as_released():
+    l = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    total = softmax_weighted(l)
+    total.backward()
+    w = F.softmax(l.detach(), dim=0)
+    assert torch.allclose(l.grad, w * (1 + l.detach() - total.detach()))  # d/dl_i sum(softmax(l)·l)
+    l2 = l.detach().clone().requires_grad_()
+    softmax_weighted(l2, detach_weights=True).backward()
+    assert torch.allclose(l2.grad, w)
+
+
+# ------------------------------------------------------------------------------------------------ inference
+def test_inference_feature_two_normalised_halves_of_the_clean_image():
+    torch.manual_seed(0)
+    model = build_model(_cfg(), num_classes=5).eval()
+    x = _images(3)
+    emb = model(x)
+    assert emb.shape == (3, 1024) and model.feat_dim == 1024
+    assert torch.allclose(emb[:, :512].norm(dim=1), torch.ones(3)) and torch.allclose(emb[:, 512:].norm(dim=1), torch.ones(3))
+    with torch.no_grad():
+        f1, f2 = model.branch_maps(x)  # both branches on the same (clean) image
+        v1 = model.global_reduce(f1.mean(dim=(2, 3)))
+        v2 = model.occ_reduce(f2.amax(dim=(2, 3)))
+    assert torch.allclose(emb, torch.cat([F.normalize(v1, dim=1), F.normalize(v2, dim=1)], dim=1), atol=1e-6)
+
+
+def test_train_forward_outputs_and_missing_clean_view():
+    torch.manual_seed(0)
+    model = build_model(_cfg(), num_classes=5).train()
+    x = _images()
+    out = model(x, clean_images=x.flip(-1))
+    assert out["logits_global"].shape == out["logits_occ"].shape == out["logits"].shape == (4, 5)
+    assert out["feat"].shape == (4, 1024) and out["map_global"].shape == out["map_occ"].shape == (4, 1, H // 16, W // 16)
+    with pytest.raises(ValueError, match="igo"):
+        model(x)
+
+
+# ------------------------------------------------------------------------------------------------ through the engine
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("fake"))
+
+
+class _Recorder(Trainer):
+    def prepare_batch(self, batch, epoch, iteration):
+        b = super().prepare_batch(batch, epoch, iteration)
+        self.seen = getattr(self, "seen", []) + [(epoch, b["aug_info"]["igo"]["area_fraction"],
+                                                  float(b["occ_mask"].mean()))]
+        return b
+
+
+def _igoas_cfg(*extra):
+    return tiny_config("model.name=igoas", "data.augs=[{name: igo, epoch_scale: 2, switch_epoch: 5}]",
+                       "losses=[{name: igoas_ce, epsilon: 0.1}, {name: mask, weight: 1.0}]", "data.pad=0",
+                       "train.max_iters_per_epoch=1", *extra)
+
+
+def test_igo_area_grows_with_the_epoch_through_the_engine(dataset, tmp_path):
+    # the released code called IGO without the epoch, so the area stayed at ~10 %; here the engine passes it
+    cfg = _igoas_cfg("solver.epochs=3", "solver.steps=[2]")
+    tr = _Recorder(cfg, tmp_path / "run", dataset=dataset, progress=False)
+    try:
+        result = tr.train()
+    finally:
+        tr.close()
+    assert [e for e, _, _ in tr.seen] == [0, 1, 2]
+    areas = [a for _, a, _ in tr.seen]
+    assert areas == pytest.approx([0.1, 0.3, 0.5])  # 0.1 + 0.4·epoch / 2
+    masked = [m for _, _, m in tr.seen]
+    assert masked[0] < masked[1] < masked[2]
+    for a, m in zip(areas, masked):
+        assert m == pytest.approx(a, abs=0.08)  # the mask covers the scheduled share of the crop (rounding)
+    assert result["steps"] == 3 and math.isfinite(result["final"]["mAP"])
+
+
+class _Snapshots(Trainer):
+    pass
+
+
+def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
+    cfg = _igoas_cfg("solver.epochs=2", "solver.steps=[5]", "solver.freeze_backbone_epochs=1", "solver.lr=0.5")
+    snaps = []
+
+    def hook(trainer, epoch, it):
+        m = trainer.model
+        snaps.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+
+    tr = Trainer(cfg, tmp_path / "run", dataset=dataset, hooks=[hook], progress=False)
+    try:
+        tr.setup()
+        start = {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+        tr.train()
+    finally:
+        tr.close()
+    frozen = [k for k in start if k.startswith(("backbone.", "occ_stage.")) and start[k].is_floating_point()]
+    new = [k for k in start if k.startswith(("global_block.", "occ_att_in.", "global_reduce.", "classifier3."))
+           and k.endswith("weight")]
+    after0, after1 = snaps
+    assert all(torch.equal(after0[k], start[k]) for k in frozen)  # weights and BN statistics untouched in epoch 0
+    assert all(not torch.equal(after0[k], start[k]) for k in new)
+    assert any(not torch.equal(after1[k], start[k]) for k in frozen if k.endswith("conv1.weight"))
+    assert all(p.requires_grad for p in tr.model.backbone.parameters())
