@@ -12,6 +12,8 @@ A new method is a new module here that registers a builder in ``MODELS`` (import
 
 from . import backbones, heads  # noqa: F401  (registration)
 from . import bot  # noqa: F401
+from . import fed  # noqa: F401  (registration)
+from . import igoas, pcb  # noqa: F401  (registration)
 from .base import ReidModel, count_parameters, to_normalized
 from .bot import BoT
 from .build import build_backbone, build_model, build_pooling
