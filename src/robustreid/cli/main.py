@@ -24,9 +24,14 @@ COMMANDS = {
     "eval": ("robustreid.cli.eval:eval_cmd", "Evaluate features or a checkpoint (CMC, mAP, mINP, re-ranking)."),
     "bench": ("robustreid.cli.bench:bench", "Robustness benchmark: clean / query / gallery / both corrupted."),
     "report": ("robustreid.cli.report:report", "Write the HTML report of one or more benchmark runs."),
+    "viz": ("robustreid.cli.viz:viz", "Pictures inside the models: activation maps, Grad-CAM, embeddings, ranks."),
     "analyze": ("robustreid.cli.report:analyze", "Analyses across runs (robustness vs cross-dataset correlation)."),
     "study": ("robustreid.cli.study:study", "Small self-contained studies (noise as a regulariser)."),
     "demo": ("robustreid.cli.demo:demo", "The main job on synthetic data: synthesise, train, bench, report."),
+    "export": ("robustreid.cli.export:export", "Export a model to ONNX (raw images in, embeddings out) with parity."),
+    "index": ("robustreid.cli.index:index", "Build, extend and inspect a gallery index (FAISS) tied to its model."),
+    "search": ("robustreid.cli.index:search", "Rank an index's gallery for query images (text, JSON or HTML)."),
+    "serve": ("robustreid.cli.serve:serve", "Serve a gallery index over HTTP: API and a search page."),
 }
 
 

@@ -11,12 +11,17 @@ import click
 @click.option("--title", default=None, help="Page title.")
 @click.option("--reference-model", default=None, help="Model name for the error ratio (default: the run's).")
 @click.option("--queries", default=4, show_default=True, type=click.IntRange(0), help="Ranked lists per model.")
-def report(run_dirs, out, title, reference_model, queries):
+@click.option("--inside/--no-inside", default=True, show_default=True,
+              help="The 'Inside the models' section (activation maps, Grad-CAM, embedding map of each checkpoint).")
+@click.option("--inside-queries", default=3, show_default=True, type=click.IntRange(1),
+              help="Queries shown per model in 'Inside the models'.")
+def report(run_dirs, out, title, reference_model, queries, inside, inside_queries):
     """Write ONE self-contained HTML report (inline images and CSS) of benchmark run directories."""
     from ..report import build_report
 
     try:
-        path = build_report(run_dirs, out, title=title, reference_model=reference_model, max_ranked_queries=queries)
+        path = build_report(run_dirs, out, title=title, reference_model=reference_model, max_ranked_queries=queries,
+                            inside=inside, inside_queries=inside_queries)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     size = path.stat().st_size / 1e6

@@ -4,8 +4,9 @@
     >>> build_report(["runs/bench"], "report.html")
 
 Sections: how to read it; overview table per model; per-family bars (models side by side); a corruption × severity
-heat-map per protocol and model; example corrupted crops; ranked lists (clean next to corrupted); configuration
-and the commands to reproduce each run. The numbers come from :mod:`robustreid.robustness.summary`; this module
+heat-map per protocol and model; example corrupted crops; ranked lists (clean next to corrupted); inside the models
+(activation maps, Grad-CAM and the embedding map of each benchmarked checkpoint, clean and under the run's worst
+corruptions and occlusion: :mod:`robustreid.viz`); configuration and the commands to reproduce each run. The numbers come from :mod:`robustreid.robustness.summary`; this module
 only lays them out. A small inline script writes a render status into ``#render-status`` (tables and images
 counted, images with zero natural size listed) for the headless-browser check.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX
+from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX, relative_path
 from ..robustness.results import load_runs
 from ..robustness.summary import (FAMILY_ORDER, clean_metrics, corruption_matrix, error_ratio, family_summary,
                                   models_in, protocol_summary)
@@ -257,12 +258,9 @@ def _plots():
 
 
 def _load(root: Optional[str], rel: str):
-    from ..robustness.extract import read_image_any
+    from ..viz.ranks import load_crop
 
-    p = Path(rel)
-    if not p.is_absolute() and root:
-        p = Path(root) / rel
-    return read_image_any(str(p))
+    return load_crop(root, rel)
 
 
 def _crop_section(metas, examples) -> str:
@@ -319,43 +317,89 @@ def _crop_section(metas, examples) -> str:
 
 
 def _ranked_section(examples, n_queries: int = 4) -> str:
-    from ..robustness.apply import CorruptionTransform
+    """The benchmark's ranked-list records drawn by :mod:`robustreid.viz.ranks` (the code of ``viz ranks``)."""
+    from ..viz import ranks
 
     parts = []
     for ex in examples:
-        cor = ex.get("corrupted")
-        root = ex.get("root")
-        lists = []
         try:
-            for i, rel in enumerate(ex["queries"][:n_queries]):
-                q = _load(root, rel)
-                cl = ex["clean"][i]
-                lists.append({"label": f"q{i + 1} clean", "query": q,
-                              "gallery": [_load(root, p) for p in cl["gallery"]], "match": cl["match"]})
-                if cor:
-                    kw = dict(mix_corruptions=cor.get("mix_corruptions") or (),
-                              mix_severities=cor.get("mix_severities") or (1, 2, 3, 4, 5))
-                    t = CorruptionTransform(ex["dataset"], None, cor["corruption"], cor["severity"], cor["pass"],
-                                            int(ex.get("seed", 0)), **kw)
-                    lst = cor["lists"][i]
-                    gimgs = t.apply([_load(root, p) for p in lst["gallery"]], lst["gallery"])
-                    lists.append({"label": f"q{i + 1} corrupted", "query": t.apply([q], [rel])[0],
-                                  "gallery": gimgs, "match": lst["match"]})
+            rows = ranks.record_rows(ex, n_queries)
         except (OSError, ValueError, KeyError) as e:
             parts.append(f'<p class="note">Ranked lists of {_e(ex.get("model"))} unavailable: {_e(e)}</p>')
             continue
-        if not lists:
+        if not rows:
             continue
-        what = ""
-        if cor:
-            what = ("mix protocol, pass " + str(cor["pass"]) if cor["corruption"] == MIX
-                    else f"{cor['corruption'].replace('_', ' ')}, severity {cor['severity']}")
-        png = _plots().ranked_list_image(lists, title=f"{ex.get('model')} — top-10, clean vs {what or 'corrupted'}")
+        what = ranks.describe(ex)
+        png = ranks.ranks_image(rows, f"{ex.get('model')} — top-10, clean vs {what or 'corrupted'}")
         parts.append(f"<h3>{_e(ex.get('model'))} on {_e(ex.get('dataset'))}</h3>" + _img(
             png, f"ranked lists {ex.get('model')}",
             "Each pair of rows: a query (blue frame) and its 10 nearest gallery crops, clean, then with query and "
             f"gallery corrupted ({_e(what)}). Green = same identity, red = another identity."))
     return "".join(parts) or '<p class="note">No ranked lists recorded.</p>'
+
+
+def _worst_variants(rows, model: str, dataset: str, k: int = 2) -> List[str]:
+    """``name:severity`` of the k corruptions and the occlusion costing ``model`` the most mAP (both corrupted,
+    sweep, mean over severities), at severity 3 (or the middle swept severity)."""
+    from ..corruptions import OCCLUSIONS
+
+    corrs, sevs, mat = corruption_matrix(rows, model, "both", "mAP", dataset)
+    if not corrs:
+        return []
+    with np.errstate(all="ignore"):
+        means = np.nanmean(mat, axis=1)
+    sev = 3 if 3 in sevs else sevs[len(sevs) // 2]
+    order = [corrs[i] for i in np.argsort(np.nan_to_num(means, nan=np.inf), kind="stable")]
+    picks = [c for c in order if c not in OCCLUSIONS][:k] + [c for c in order if c in OCCLUSIONS][:1]
+    return [f"{c}:{sev}" for c in picks]
+
+
+def _inside_model(name: str, ckpt: str, cfg, rows, example, n_queries: int) -> str:
+    """Activation maps, Grad-CAM and the embedding map of one model (robustreid.viz.figures)."""
+    from ..engine.checkpoint import load_model
+    from ..viz import figures, source
+
+    root, dsname = cfg.get("root"), cfg.get("dataset", "")
+    ds = source.open_dataset(dsname, root)
+    rel = {relative_path(s.path, root): i for i, s in enumerate(ds.query)}
+    queries = [rel[q] for q in (example or {}).get("queries", [])[:n_queries] if q in rel]
+    queries = queries or source.spread_queries(ds.query, n_queries)
+    spec = ",".join(_worst_variants(rows, name, dsname)) or source.DEFAULT_VARIANTS
+    variants = source.parse_variants(spec)
+    seed = int(cfg.get("seed", 0))
+    model = load_model(ckpt, device="cpu")
+    act, act_cap = figures.actmap_figure(model, name, ds, root, queries, variants, seed=seed)
+    cam, cam_cap = figures.gradcam_figure(model, name, ds, root, queries, variants, seed=seed)
+    emb, emb_cap, _ = figures.embed_figure(model, name, ds, root, variants[:4], n_ids=8, per_id=3, seed=seed)
+    return (f"<h3>{_e(name)} on {_e(dsname)}</h3>" + _img(act, f"activation maps {name}", act_cap)
+            + _img(cam, f"grad-cam {name}", cam_cap) + _img(emb, f"embedding map {name}", emb_cap))
+
+
+def _inside_section(rows, metas, examples, n_queries: int = 3) -> str:
+    """"Inside the models": per benchmarked checkpoint, the same few queries clean and under the run's worst
+    corruptions and occlusion — activation maps, Grad-CAM — and its embedding map."""
+    parts, done = [], set()
+    for meta in metas:
+        cfg = meta.get("config") or {}
+        for name, m in (meta.get("models") or {}).items():
+            ckpt = m.get("checkpoint")
+            if name in done:
+                continue
+            done.add(name)
+            if not ckpt or not Path(ckpt).exists():
+                why = "an in-memory model" if not ckpt else f"checkpoint {ckpt} not found"
+                parts.append(f'<p class="note">{_e(name)}: no pictures ({_e(why)}).</p>')
+                continue
+            ex = next((e for e in examples if e.get("model") == name and e.get("_run_dir") == meta.get("run_dir")),
+                      None)
+            try:
+                parts.append(_inside_model(name, ckpt, cfg, rows, ex, n_queries))
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                parts.append(f'<p class="note">{_e(name)}: pictures unavailable: {_e(e)}</p>')
+    intro = ("<p class='note'>Where each model looks, clean and under the corruptions and the occlusion that cost "
+             "it the most mAP in these runs (same pixels as the benchmark). Made by <code>robustreid viz</code>; "
+             "see docs/viz.md for how to read them.</p>")
+    return intro + "".join(parts) if parts else '<p class="note">No benchmarked checkpoints.</p>'
 
 
 def _config_section(metas) -> str:
@@ -403,8 +447,10 @@ HOWTO = """
 
 
 def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *, title: Optional[str] = None,
-                 reference_model: Optional[str] = None, max_ranked_queries: int = 4) -> Path:
-    """Write the self-contained HTML report of one or more benchmark run directories to ``out``."""
+                 reference_model: Optional[str] = None, max_ranked_queries: int = 4, inside: bool = True,
+                 inside_queries: int = 3) -> Path:
+    """Write the self-contained HTML report of one or more benchmark run directories to ``out``. ``inside``: the
+    "Inside the models" section (pictures of each benchmarked checkpoint on ``inside_queries`` queries)."""
     from ..utils.io import atomic_write_text
 
     rows, metas = load_runs(run_dirs)
@@ -438,6 +484,10 @@ def build_report(run_dirs: Sequence[Union[str, Path]], out: Union[str, Path], *,
         ("heatmaps", "Corruption × severity", _heatmaps(rows, _seen_in_training(metas))),
         ("crops", "What the corruptions look like", _crop_section(metas, examples)),
         ("ranked", "Ranked lists, clean vs corrupted", _ranked_section(examples, max_ranked_queries)),
+    ]
+    if inside:
+        sections.append(("inside", "Inside the models", _inside_section(rows, metas, examples, inside_queries)))
+    sections += [
         ("config", "Configuration and how to reproduce", _config_section(metas)),
     ]
     nav = "".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections)
