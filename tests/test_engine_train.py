@@ -1,4 +1,5 @@
-"""The trainer on a tiny on-disk dataset: files written, LR per iteration, exact resume mid-epoch, AMP fallback."""
+"""The trainer on a tiny on-disk dataset: files written, LR per iteration, exact resume mid-epoch, AMP (bf16 on CPU,
+fp16 fallback)."""
 
 import json
 
@@ -91,8 +92,8 @@ def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
     assert steps == sorted(steps) and len(steps) == len(set(steps)) == sa["global_step"]
 
 
-def test_amp_request_on_cpu_trains_in_float32(dataset, tmp_path):
-    cfg = tiny_config("train.amp=bf16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1",
+def test_fp16_request_on_cpu_trains_in_float32(dataset, tmp_path):
+    cfg = tiny_config("train.amp=fp16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1",
                       "solver.clip_grad=1e-3", "solver.optimizer=adamw")
     t = Trainer(cfg, tmp_path / "amp", dataset=dataset)
     try:
@@ -102,6 +103,24 @@ def test_amp_request_on_cpu_trains_in_float32(dataset, tmp_path):
     assert t.amp == "off" and res["steps"] == 1
     assert isinstance(t.optimizer, torch.optim.AdamW)
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
+
+
+def test_bf16_autocast_on_cpu(dataset, tmp_path):
+    cfg = tiny_config("train.amp=bf16", "train.channels_last=true", "solver.epochs=1", "solver.warmup_epochs=0",
+                      "train.max_iters_per_epoch=2")
+    t = Trainer(cfg, tmp_path / "bf16", dataset=dataset)
+    seen = []
+    try:
+        t.setup()
+        t.model.backbone.conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype) if m.training else None)
+        before = [p.detach().clone() for p in t.model.parameters()]
+        res = t.train()
+    finally:
+        t.close()
+    assert t.amp == "bf16" and res["steps"] == 2
+    assert seen == [torch.bfloat16] * 2  # the training convolutions ran in bf16 (evaluation stays float32)
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())  # master weights stay float32
+    assert any(not torch.equal(a, p) for a, p in zip(before, t.model.parameters()))
 
 
 def test_split_outputs_clean_and_views():

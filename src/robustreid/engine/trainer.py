@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, remove_stale_temporaries
 from ..utils.progress import progress_bar
 from ..utils.seed import derive_seed, seed_everything
 from . import checkpoint as ckpt
@@ -38,6 +38,28 @@ from .schedule import lr_factor_from_config
 log = logging.getLogger("robustreid.train")
 
 Hook = Callable[["Trainer", int, int], None]
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The autocast mode the trainer uses: bf16 on CUDA and on CPU (CPU autocast; fast where the CPU has native
+    bf16, e.g. AVX-512 BF16 / AMX, else emulated and slower than float32: a warning says so), fp16 on CUDA only
+    (it needs the gradient scaler); anything else trains in float32."""
+    if amp == "off" or device.type == "cuda":
+        return amp
+    if amp == "bf16" and device.type == "cpu":
+        if not _cpu_has_native_bf16():
+            log.warning("train.amp=bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX); autocast emulates it "
+                        "and is usually slower than float32")
+        return amp
+    log.warning("train.amp=%s needs CUDA (bf16 also works on CPU); training in float32 on %s", amp, device)
+    return "off"
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class _ResumableSampler(torch.utils.data.Sampler):
@@ -106,10 +128,7 @@ class Trainer:
         self.dist = D.init_distributed(cfg.train.device)
         self.device = resolve_device(cfg.train.device, self.dist.local_rank)
         self.is_main = self.dist.is_main
-        self.amp = cfg.train.amp
-        if self.amp != "off" and self.device.type != "cuda":
-            log.warning("train.amp=%s needs CUDA; training in float32 on %s", self.amp, self.device)
-            self.amp = "off"
+        self.amp = resolve_amp(cfg.train.amp, self.device)
         self.epoch = 0
         self.iteration = 0  # next iteration within self.epoch
         self.global_step = 0
@@ -216,13 +235,20 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.out_dir)  # left by a run killed mid-write
             self._setup_logging()
         if self.dataset is None:
             self.dataset = self.build_dataset()
         ds = self.dataset
         if not ds.train:
-            raise ValueError(f"dataset {ds.name!r} has no training images")
+            note = (getattr(ds, "extra", None) or {}).get("note")
+            raise ValueError(f"dataset {ds.name!r} at {ds.root} has no train images"
+                             + (f" ({note})" if note else "") + "; training needs a train split")
         self.num_classes = ds.num_train_pids
+        if self.num_classes < 2:
+            raise ValueError(f"dataset {ds.name!r} at {ds.root}: the train split holds one identity; nothing can be "
+                             f"learnt from it (the ID loss has one class, the triplet loss no negative): training "
+                             f"needs at least 2 identities")
         pids = [s.pid for s in ds.train]
         if sorted(set(pids)) != list(range(self.num_classes)):
             raise ValueError(f"dataset {ds.name!r}: training pids must be relabelled 0..N-1 (got {min(pids)}..{max(pids)} "
