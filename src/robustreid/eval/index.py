@@ -2,8 +2,9 @@
 L2-normalised features, with per-item metadata (pid, camid, path).
 
 FAISS (``faiss-cpu``, the ``faiss`` extra) is imported on first use. Saved as two files: ``<path>`` (the FAISS index,
-``faiss.write_index``) and ``<path>.meta.safetensors`` (pids, camids, and a JSON list of paths plus the settings in
-the metadata). Nothing is pickled.
+``faiss.write_index``; every kind stores the vectors themselves, see :meth:`GalleryIndex.features`) and
+``<path>.meta.safetensors`` (pids, camids, the paths as newline-separated UTF-8 bytes, the settings and a free
+string-to-string ``info`` mapping, e.g. the identity of the model that embedded the gallery). Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class GalleryIndex:
         self.pids = np.zeros(0, dtype=np.int64)
         self.camids = np.zeros(0, dtype=np.int64)
         self.paths: List[str] = []
+        self.info: Dict[str, str] = {}  # saved with the index: model identity, how it was built, ...
 
     # ---------------------------------------------------------------------------------------------------------
     def _create(self, train: np.ndarray):
@@ -151,6 +153,18 @@ class GalleryIndex:
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
+    def features(self, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
+        """The stored (L2-normalised) vectors of rows ``start:stop`` as float32, read back from FAISS."""
+        n = len(self)
+        stop = n if stop is None else min(int(stop), n)
+        if not 0 <= start <= stop:
+            raise ValueError(f"features: rows {start}:{stop} out of range for an index of {n} rows")
+        if stop == start:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self.kind == "ivf":
+            self._index.make_direct_map()
+        return np.asarray(self._index.reconstruct_n(int(start), int(stop - start)), dtype=np.float32)
+
     # ---------------------------------------------------------------------------------------------------------
     def search(self, queries, k: int = 10) -> Tuple[np.ndarray, np.ndarray, Dict[str, object]]:
         """Top-k per query: ``ids`` (Q×k int64, -1 where fewer than k items), ``scores`` (Q×k float32 cosine
@@ -189,8 +203,13 @@ class GalleryIndex:
             faiss.write_index(self._index, str(tmp))
         settings = {"kind": self.kind, "dim": self.dim, "nlist": self.nlist, "nprobe": self.nprobe,
                     "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "ef_construction": self.ef_construction}
-        meta = {"format": FORMAT, "settings": json.dumps(settings), "paths": json.dumps(self.paths)}
-        tensors = {"pids": torch.from_numpy(self.pids.copy()), "camids": torch.from_numpy(self.camids.copy())}
+        if any("\n" in p for p in self.paths):
+            raise ValueError("cannot save a path that contains a newline")
+        meta = {"format": FORMAT, "settings": json.dumps(settings), "info": json.dumps(self.info)}
+        blob = "\n".join(self.paths).encode("utf-8")
+        tensors = {"pids": torch.from_numpy(self.pids.copy()), "camids": torch.from_numpy(self.camids.copy()),
+                   "paths_utf8": torch.frombuffer(bytearray(blob), dtype=torch.uint8) if blob
+                   else torch.zeros(0, dtype=torch.uint8)}
         with atomic_path(_meta_path(path)) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -210,8 +229,13 @@ class GalleryIndex:
                 if meta.get("format") != FORMAT:
                     raise ValueError(f"{mp}: not a robustreid gallery index sidecar")
                 pids, camids = f.get_tensor("pids"), f.get_tensor("camids")
+                blob = f.get_tensor("paths_utf8").tobytes() if "paths_utf8" in f.keys() else None
             settings = json.loads(meta["settings"])
-            paths = json.loads(meta["paths"])
+            info = json.loads(meta.get("info", "{}"))
+            if blob is None:  # written before paths moved out of the JSON header
+                paths = json.loads(meta["paths"])
+            else:
+                paths = blob.decode("utf-8").split("\n") if len(pids) else []
         except ValueError:
             raise
         except Exception as e:  # safetensors / json errors
@@ -228,6 +252,7 @@ class GalleryIndex:
                              f"{self._index.ntotal} vectors vs {len(pids)} metadata rows)")
         self._apply_search_params()
         self.pids, self.camids, self.paths = np.asarray(pids, np.int64), np.asarray(camids, np.int64), paths
+        self.info = {str(k): str(v) for k, v in info.items()}
         return self
 
     def set_search_params(self, *, nprobe: Optional[int] = None, ef_search: Optional[int] = None) -> None:
