@@ -61,7 +61,9 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
           mix_passes, seed, batch_size, device, num_workers, flip, reference_model, examples, max_ids, no_progress):
     """Robustness benchmark: clean / query / gallery / both corrupted, per corruption and severity (sweep) or
     the published random-per-image protocol (mix). Results go to OUT/results.csv (resumable: re-run the same
-    command to continue), OUT/run.json; then `robustreid report OUT --out report.html`."""
+    command to continue), OUT/run.json; then `robustreid report OUT --out report.html`. Under torchrun
+    (`torchrun --nproc-per-node N -m robustreid bench ...`) the processes share the cells; rank 0 writes."""
+    from ..engine import distributed as D
     from ..robustness import run_benchmark
     from ..robustness.protocols import parse_modes
     from ..robustness.summary import robustness_table
@@ -100,15 +102,18 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
-    try:
-        rows = run_benchmark(models, dataset, out_dir, root=root, protocols=protocols, modes=mds,
-                             corruptions=corruptions, severities=severities, passes=passes, mix_passes=mix_passes,
-                             mix_severities=mix_severities, seed=seed, batch_size=batch_size, device=device,
-                             flip=flip, num_workers=num_workers, reference_model=reference_model, examples=examples,
-                             command=cmd, progress=not no_progress, max_ids=max_ids)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
-        raise click.ClickException(str(e)) from None
+    with D.launched(device) as proc:  # torchrun: join the ranks (rank 0 writes the files), else one process
+        try:
+            rows = run_benchmark(models, dataset, out_dir, root=root, protocols=protocols, modes=mds,
+                                 corruptions=corruptions, severities=severities, passes=passes, mix_passes=mix_passes,
+                                 mix_severities=mix_severities, seed=seed, batch_size=batch_size, device=device,
+                                 flip=flip, num_workers=num_workers, reference_model=reference_model,
+                                 examples=examples, command=cmd, progress=not no_progress, max_ids=max_ids)
+        except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
+            raise click.ClickException(str(e)) from None
     wall = time.perf_counter() - t0
+    if not proc.is_main:
+        return
     click.echo(robustness_table(rows, reference_model if reference_model in models else None))
     new = [r for r in rows if row_key(r) not in before]
     if new:

@@ -81,7 +81,11 @@ def train(config: Optional[str], overrides: Tuple[str, ...], out: str, resume: b
 @click.option("--num-workers", default=0, show_default=True, type=int)
 def extract(checkpoint: str, dataset: str, root: str, out: str, splits: str, flip: bool, batch_size: int,
             device: Optional[str], num_workers: int) -> None:
-    """Extract features of a dataset's splits and write the feature file that `robustreid eval --features` reads."""
+    """Extract features of a dataset's splits and write the feature file that `robustreid eval --features` reads.
+
+    Under torchrun (`torchrun --nproc-per-node N -m robustreid extract ...`) each process extracts a share of the
+    images; rank 0 writes the file, identical to a one-process run's."""
+    from ..engine import distributed as D
     from ..engine.checkpoint import CheckpointError
     from ..engine.extract import extract_dataset_features
     from ..eval.features import save_features
@@ -91,11 +95,14 @@ def extract(checkpoint: str, dataset: str, root: str, out: str, splits: str, fli
     if not names or bad:
         raise click.BadParameter(f"expected a comma-separated list of query, gallery, train; got {splits!r}",
                                  param_hint="--splits")
-    try:
-        fs = extract_dataset_features(checkpoint, dataset, root, splits=names, device=device, batch_size=batch_size,
-                                      flip=flip, num_workers=num_workers)
-    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
-        raise click.ClickException(str(e).strip('"')) from None
+    with D.launched(device or "auto") as proc:
+        try:
+            fs = extract_dataset_features(checkpoint, dataset, root, splits=names, device=device,
+                                          batch_size=batch_size, flip=flip, num_workers=num_workers)
+        except (CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
+            raise click.ClickException(str(e).strip('"')) from None
+    if not proc.is_main:
+        return
     save_features(out, fs.features, fs.pids, fs.camids, fs.split, fs.paths, meta=fs.meta)
     counts = ", ".join(f"{n} {int((fs.split == i).sum())}" for i, n in enumerate(("query", "gallery", "train"))
                        if (fs.split == i).any())

@@ -9,14 +9,22 @@ Launch::
 The trainer calls :func:`init_distributed` (a no-op unless ``WORLD_SIZE`` > 1 in the environment), shards the
 identities of every epoch across ranks with the PK sampler, gathers features to rank 0 for evaluation and writes
 files on rank 0 only.
+
+The extraction and the robustness benchmark use the helpers at the end of this module under torchrun too:
+:func:`sharded_rows` gives each rank a share of the images in whole batches and all-gathers the features;
+:func:`run_on_main` runs file work on rank 0 and re-raises its errors on every rank (no rank is left waiting).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
+import pickle
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -42,8 +50,10 @@ def env_info() -> DistInfo:
                     int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def init_distributed(device: str = "auto", backend: Optional[str] = None) -> DistInfo:
-    """Join the process group when launched by torchrun (or already initialised); return this process's info."""
+def init_distributed(device: str = "auto", backend: Optional[str] = None,
+                     timeout_s: Optional[float] = None) -> DistInfo:
+    """Join the process group when launched by torchrun (or already initialised); return this process's info.
+    ``timeout_s``: how long a collective may wait for the other ranks (torch's default when ``None``)."""
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     info = env_info()
@@ -54,8 +64,29 @@ def init_distributed(device: str = "auto", backend: Optional[str] = None) -> Dis
         backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(info.local_rank)
-    dist.init_process_group(backend=backend)
+    if timeout_s is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return DistInfo(dist.get_rank(), dist.get_world_size(), info.local_rank)
+
+
+#: how long a command's collectives wait for the slowest rank: a benchmark round waits for its slowest group, which
+#: on CPUs can take longer than torch's default (30 min for Gloo)
+COMMAND_TIMEOUT_S = 6 * 3600.0
+
+
+@contextlib.contextmanager
+def launched(device: str = "auto", timeout_s: float = COMMAND_TIMEOUT_S) -> Iterator[DistInfo]:
+    """A command's view of torchrun: join the process group if launched by it (no-op otherwise), leave it at the end
+    — only if joined here, so a caller's own group stays up."""
+    joined_before = dist.is_available() and dist.is_initialized()
+    info = init_distributed(device, timeout_s=timeout_s)
+    try:
+        yield info
+    finally:
+        if not joined_before:
+            cleanup()
 
 
 def is_dist() -> bool:
@@ -127,6 +158,148 @@ def shard_indices(n: int, rank: int, world_size: int) -> List[int]:
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return list(range(start, start + base + (1 if rank < extra else 0)))
+
+
+def batch_shard(n: int, batch_size: int, rank: int, world_size: int) -> range:
+    """``rank``'s share of ``range(n)`` in whole batches: contiguous, balanced by number of batches, every batch
+    boundary at a multiple of ``batch_size`` as in a one-process pass (so each image is in a batch of the same
+    composition, and eval-mode features are bit-identical to one process's). Rank-order concatenation = 0..n-1."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batches = shard_indices(-(-n // batch_size), rank, world_size)
+    if not batches:
+        return range(0)
+    return range(batches[0] * batch_size, min(n, (batches[-1] + 1) * batch_size))
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """Every rank's picklable ``obj``, in rank order, on every rank (``[obj]`` when not distributed)."""
+    if not is_dist():
+        return [obj]
+    out: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``src``'s picklable ``obj`` on every rank (``obj`` itself when not distributed)."""
+    if not is_dist():
+        return obj
+    box = [obj if dist.get_rank() == src else None]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def _portable(err: BaseException) -> BaseException:
+    """The exception itself when it survives pickling (same type and message on every rank), else a RuntimeError."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:  # noqa: BLE001 - any unpicklable exception
+        return RuntimeError(f"{type(err).__name__}: {err}")
+
+
+def run_on_main(fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 only (file reads and writes), its picklable result on every rank. An exception raised by
+    ``fn`` is raised on every rank, so no rank is left waiting in a collective."""
+    if not is_dist():
+        return fn()
+    result: Any = None
+    error: Optional[BaseException] = None
+    if dist.get_rank() == 0:
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - re-raised below, on every rank
+            error = e
+    ok, payload = broadcast_object((True, result) if error is None else (False, _portable(error)))
+    if error is not None:
+        raise error
+    if not ok:
+        raise payload
+    return payload
+
+
+def _comm_device() -> torch.device:
+    """Where a collective's tensors live: the current GPU under NCCL, the CPU otherwise."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast_array(a: Optional[np.ndarray], src: int = 0) -> Optional[np.ndarray]:
+    """``src``'s numpy array (or ``None``) on every rank, sent as a tensor (large feature matrices are not pickled)."""
+    if not is_dist():
+        return a
+    meta = broadcast_object(None if a is None else (tuple(a.shape), str(a.dtype)), src)
+    if meta is None:
+        return None
+    shape, dtype = meta
+    if dist.get_rank() == src:
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(_comm_device())
+    else:
+        t = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype, device=_comm_device())
+    dist.broadcast(t, src)
+    return t.cpu().numpy()
+
+
+def all_gather_rows(t: torch.Tensor, failure: Optional[BaseException] = None) -> torch.Tensor:
+    """Every rank's rows (N_r × ...) concatenated in rank order, on every rank (``t`` when not distributed).
+
+    Ranks may hold different numbers of rows, or none (an empty rank takes the others' row shape and dtype). A rank
+    that failed passes its exception as ``failure``: then every rank raises (the failing rank its own error, the
+    others the same error), instead of waiting for it."""
+    if not is_dist():
+        if failure is not None:
+            raise failure
+        return t
+    mine = (0, None, None) if t.shape[0] == 0 else (int(t.shape[0]), tuple(t.shape[1:]), str(t.dtype))
+    metas = all_gather_objects((mine, None if failure is None else _portable(failure)))
+    if failure is not None:
+        raise failure
+    for _, err in metas:
+        if err is not None:
+            raise err
+    shapes = {(m[1], m[2]) for m, _ in metas if m[0]}
+    if len(shapes) > 1:
+        raise ValueError(f"ranks returned rows of different shapes/dtypes: {sorted(map(str, shapes))}")
+    if not shapes:
+        return t
+    counts = [m[0] for m, _ in metas]
+    (row_shape, dtype_name), = shapes
+    dev = _comm_device()
+    if t.shape[0]:
+        local = t.to(dev).contiguous()
+    else:
+        local = torch.empty((0,) + row_shape, dtype=getattr(torch, dtype_name.replace("torch.", "")), device=dev)
+    m = max(counts)
+    if local.shape[0] < m:
+        local = torch.cat([local, torch.zeros((m - local.shape[0],) + row_shape, dtype=local.dtype, device=dev)])
+    out: List[torch.Tensor] = [torch.empty_like(local) for _ in counts]
+    dist.all_gather(out, local)
+    return torch.cat([o[:c] for o, c in zip(out, counts)]).to(t.device if t.shape[0] else torch.device("cpu"))
+
+
+def sharded_rows(fn: Callable[[Sequence[int]], Any], n: int, batch_size: int) -> np.ndarray:
+    """Rows ``fn(indices)`` (numpy or tensor, one row per index) of ``range(n)``, computed in shares across ranks.
+
+    Each rank calls ``fn`` on its :func:`batch_shard` (whole batches of ``batch_size``), then every rank gets all
+    ``n`` rows in index order. Not distributed: ``fn(range(n))``. An error on one rank is raised on every rank."""
+    if not is_dist():
+        return np.asarray(fn(range(n)))
+    mine = batch_shard(n, batch_size, get_rank(), get_world_size())
+    local, failure = torch.zeros((0,)), None
+    if len(mine):
+        try:
+            rows = fn(mine)
+            local = rows.detach().cpu() if torch.is_tensor(rows) else torch.from_numpy(np.ascontiguousarray(rows))
+            if local.shape[0] != len(mine):
+                raise RuntimeError(f"rank {get_rank()}: {local.shape[0]} rows for {len(mine)} items")
+        except Exception as e:  # noqa: BLE001 - raised on every rank by all_gather_rows
+            failure = e
+    out = all_gather_rows(local, failure).cpu().numpy()
+    if out.shape[0] != n:
+        raise RuntimeError(f"gathered {out.shape[0]} rows for {n} items")
+    return out
 
 
 def cleanup() -> None:
