@@ -100,9 +100,13 @@ def dataset_problems(ds) -> List[str]:
                    "partial_reid, folder, csv, synthetic) or auto-detect.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Loader option, e.g. -o variant=labeled, -o query_dir=partial_body_images.")
-@click.option("--check", is_flag=True, help="Decode every image and list unreadable ones (slower).")
+@click.option("--check", is_flag=True,
+              help="Decode every image and list unreadable ones (slower); exit status 1 when any file is bad.")
 def info(root, name, options, check):
-    """Print images, identities and cameras per split of the dataset at ROOT, and any problem found."""
+    """Print images, identities and cameras per split of the dataset at ROOT, and any problem found.
+
+    With --check every bad file (unreadable, misnamed, a folder named like an image) is listed and the exit status
+    is 1 when there is any."""
     from ..data.datasets import DatasetError, detect_dataset, load_dataset
 
     opts = {}
@@ -118,8 +122,10 @@ def info(root, name, options, check):
         ds = load_dataset(name, root, skip_bad=check, verify=check, **opts)
     except (DatasetError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    shown = [f"{k}={v}" for k, v in sorted(ds.extra.items()) if not isinstance(v, (dict, list))]
+    shown = [f"{k}={v}" for k, v in sorted(ds.extra.items()) if not isinstance(v, (dict, list)) and k != "note"]
     click.echo(f"dataset {ds.name} at {ds.root}" + (f"  ({', '.join(shown)})" if shown else ""))
+    if ds.extra.get("note"):
+        click.echo(f"note: {ds.extra['note']}")
     click.echo(format_table(["split", "images", "identities", "cameras", "distractors", "occluded"], dataset_rows(ds)))
     click.echo("(identities exclude the pid-0 distractors, counted on their own)")
     probs = dataset_problems(ds)
@@ -131,3 +137,5 @@ def info(root, name, options, check):
             click.echo(f"  ... and {len(probs) - 50} more")
     else:
         click.echo("\nno problems found" + ("" if check else " (run with --check to decode every image)"))
+    if check and ds.problems:
+        click.get_current_context().exit(1)

@@ -6,9 +6,11 @@ Conventions (see docs/datasets.md and shared/reference/datasets-and-metrics.md):
 - train pids are relabelled 0..N-1 in sorted order of the original ids (``orig_pid`` keeps the original);
 - camids are 0-based; sources without cameras get query camid 0 and gallery camid 1 (so same-camera filtering
   removes nothing) and train camid 0, with ``sample.extra["camera_known"] = False``;
-- a missing folder, an empty split or a file name that does not parse raises :class:`DatasetError` naming the file;
-  ``skip_bad=True`` skips such files (and, after decoding every image, unreadable ones) and lists them in
-  ``dataset.problems`` instead.
+- a missing folder, an empty split or a file name that does not parse raises :class:`DatasetError` naming the file
+  (a folder named like an image inside a split folder too); ``skip_bad=True`` skips such files (and, after decoding
+  every image, unreadable ones) and lists them in ``dataset.problems`` instead;
+- test-only sets: a Market-style layout whose train folder is missing or empty loads with an empty train split,
+  ``extra["test_only"] = True`` and a note in ``extra["note"]`` (only training needs train images).
 """
 
 from __future__ import annotations
@@ -162,14 +164,30 @@ def _finish(name: str, root: str, train: List[Sample], query: List[Sample], gall
                        extra=dict(extra or {}))
 
 
+def _image_named_folders(folder: str) -> List[str]:
+    """Sub-folders of ``folder`` whose names end like an image file (``list_images`` skips them)."""
+    with os.scandir(folder) as it:
+        return sorted(e.path for e in it if e.is_dir() and not e.name.startswith(".")
+                      and e.name.lower().endswith(IMAGE_EXTENSIONS))
+
+
 def _parse_market_folder(folder: str, split: str, problems: _Problems, regex=_MARKET_RE,
-                         relabel_later: bool = True) -> List[Sample]:
-    """Market/Duke/CUHK03-NP file names -> samples; pid -1 dropped, pid 0 kept in the gallery only."""
+                         relabel_later: bool = True, optional: bool = False) -> Optional[List[Sample]]:
+    """Market/Duke/CUHK03-NP file names -> samples; pid -1 dropped, pid 0 kept in the gallery only.
+
+    ``optional``: a missing folder or one without images gives None instead of an error."""
+    if optional and not os.path.isdir(folder):
+        return None
     _require_dir(folder, f"the {split} split, images named like 0002_c1s1_000451_03.jpg")
     files = list_images(folder)
+    dirs = _image_named_folders(folder)
+    if not files and not dirs and optional:
+        return None
     if not files:
         raise DatasetError(f"{folder}: no images found for the {split} split "
                            f"(expected files like 0002_c1s1_000451_03.jpg)")
+    for d in dirs:
+        problems.add(d, "a folder named like an image (expected an image file)")
     out = []
     for f in files:
         m = regex.match(os.path.basename(f))
@@ -194,12 +212,23 @@ def _parse_market_folder(folder: str, split: str, problems: _Problems, regex=_MA
 def _market_style(name: str, root: str, candidates: Sequence[str], skip_bad: bool = False, verify: bool = False,
                   splits: Dict[str, str] = MARKET_SPLITS, occluded_query: bool = False,
                   extra: Optional[dict] = None) -> ReidDataset:
-    base = _find_root(root, list(splits.values()), candidates, f"{name} (Market-1501 layout)")
+    base = _find_root(root, [d for s, d in splits.items() if s != "train"], candidates,
+                      f"{name} (Market-1501 layout)")
     problems = _Problems(skip_bad)
-    parts = {s: _parse_market_folder(os.path.join(base, d), s, problems) for s, d in splits.items()}
+    parts = {s: _parse_market_folder(os.path.join(base, d), s, problems, optional=(s == "train"))
+             for s, d in splits.items()}
+    extra = dict(extra or {})
+    require: Sequence[str] = ("train", "query", "gallery")
+    if parts["train"] is None:
+        parts["train"], require = [], ("query", "gallery")
+        d = splits["train"]
+        how = f"{d}/ is empty" if os.path.isdir(os.path.join(base, d)) else f"there is no {d}/"
+        extra.update(test_only=True, note=f"test-only set: {how}, so no train images (eval, extract and bench "
+                                          f"need only query and gallery; train needs train images)")
     if occluded_query:
         parts["query"] = [s.replace(occluded=True) for s in parts["query"]]
-    return _finish(name, base, parts["train"], parts["query"], parts["gallery"], problems, verify, extra)
+    return _finish(name, base, parts["train"], parts["query"], parts["gallery"], problems, verify, extra,
+                   require=require)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -457,6 +486,14 @@ def folder(root: str, camera_pattern: Optional[str] = None, test_split: bool = F
                    {"camera_known": cam_re is not None}, require=require)
 
 
+def _is_csv_header(head: List[str], cols: Sequence[str]) -> bool:
+    """Is the first row column names? It is when it names a known column, or when every cell is a plain word
+    (an image path holds a '.' or a '/')."""
+    if any(c in cols for c in head):
+        return True
+    return all(re.fullmatch(r"[a-z_][a-z0-9_ ]*", c) for c in head)
+
+
 _SPLIT_ALIASES = {"train": "train", "query": "query", "gallery": "gallery", "test": "gallery",
                   "bounding_box_train": "train", "bounding_box_test": "gallery"}
 
@@ -491,10 +528,15 @@ def csv(root: str, file: Optional[str] = None, skip_bad: bool = False, verify: b
     cols = ["path", "pid", "camid", "split"]
     start = 0
     head = [c.strip().lower() for c in rows[0]]
-    if "path" in head and "pid" in head:
+    if _is_csv_header(head, cols):
         unknown = [c for c in head if c not in cols]
         if unknown:
             raise DatasetError(f"{path}: unknown CSV column(s) {unknown}; expected path, pid, camid, split")
+        missing = [c for c in ("path", "pid") if c not in head]
+        if missing:
+            raise DatasetError(f"{path}: the CSV header has no {' or '.join(repr(c) for c in missing)} column"
+                               f"{'s' if len(missing) > 1 else ''} (it has {', '.join(head)}); "
+                               f"expected path, pid[, camid][, split]")
         cols, start = head, 1
     splits: Dict[str, List[Sample]] = {"train": [], "query": [], "gallery": []}
     for lineno, row in enumerate(rows[start:], start + 1):
@@ -532,7 +574,8 @@ def csv(root: str, file: Optional[str] = None, skip_bad: bool = False, verify: b
         p = rec["path"]
         full = p if os.path.isabs(p) else os.path.join(base, p)
         if not os.path.isfile(full):
-            problems.add(full, f"listed in {where} but the file does not exist")
+            problems.add(full, f"listed in {where} but " + ("it is a folder, not an image file" if os.path.isdir(full)
+                                                           else "the file does not exist"))
             continue
         splits[split].append(Sample(full, pid, cam, orig_pid=pid, extra={"camera_known": known}))
     # without cameras, a query image must not also be its own gallery match
@@ -597,7 +640,7 @@ def detect_dataset(root: str) -> str:
     def has(*names: str) -> Callable[[str], bool]:
         return lambda d: all(os.path.exists(os.path.join(d, n)) for n in names)
 
-    market = has(*MARKET_SPLITS.values())
+    market = has(MARKET_SPLITS["query"], MARKET_SPLITS["gallery"])  # train optional (test-only sets)
     checks = [
         ("msmt17", has("list_train.txt")),
         ("cuhk03", lambda d: has("detected")(d) or has("labeled")(d)),

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.pretrained import weights_only_refusal
 from ..utils.io import atomic_path
 
 PathLike = Union[str, Path]
@@ -154,10 +155,21 @@ def build_model_from_meta(meta: Mapping[str, str], source: str = "checkpoint") -
     return model
 
 
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Refuse weights holding NaN or inf (a diverged or damaged run): they can only produce NaN features."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} weight tensor{'s hold' if len(bad) > 1 else ' holds'} NaN or "
+                              f"inf values ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the model "
+                              f"diverged or the file is damaged — use an earlier checkpoint")
+
+
 def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Module:
-    """A run directory or ``.safetensors`` file -> the ReidModel with its weights, in eval mode on ``device``."""
+    """A run directory or ``.safetensors`` file -> the ReidModel with its weights, in eval mode on ``device``.
+    Weights holding NaN or inf are refused (:func:`check_finite`)."""
     file = resolve_checkpoint(path)
     sd, meta = read_weights(file)
+    check_finite(sd, str(file))
     model = build_model_from_meta(meta, str(file))
     load_state_into(model, sd, str(file))
     return model.to(device).eval()
@@ -210,7 +222,7 @@ def load_state(path: PathLike) -> Dict[str, Any]:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot load as a weights-only training state ({e})") from None
+        raise CheckpointError(f"{weights_only_refusal(path, e)} (expected a weights-only training state)") from None
 
 
 __all__ = [
@@ -221,6 +233,7 @@ __all__ = [
     "load_state_into",
     "build_model_from_meta",
     "load_model",
+    "check_finite",
     "rng_state",
     "set_rng_state",
     "save_state",

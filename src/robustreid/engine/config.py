@@ -143,12 +143,29 @@ class TrainConfig:
         for i, spec in enumerate(self.losses):
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"losses[{i}]: expected a mapping with a 'name', got {spec!r}")
+        self._check_can_learn()
         for i, spec in enumerate(d.augs):
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"data.augs[{i}]: expected a mapping with a 'name', got {spec!r}")
         if self.train.device not in ("auto", "cpu", "cuda") and not self.train.device.startswith("cuda:"):
             raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got {self.train.device!r}")
         return self
+
+    def _check_can_learn(self) -> None:
+        """A batch-hard triplet loss needs a positive (data.k >= 2) and a negative (data.p >= 2) in every batch;
+        without them it is 0 throughout and the run would end with a model that learnt nothing from it."""
+        d = self.data
+        for i, spec in enumerate(self.losses):
+            if str(spec["name"]).lower() != "triplet" or spec.get("weight", 1.0) == 0:
+                continue
+            if d.k < 2:
+                raise ConfigError(f"data.k=1 with the triplet loss (losses[{i}]): a batch holds one image per "
+                                  f"identity, so there is no positive pair and the loss is 0 throughout; use "
+                                  f"data.k >= 2 or drop the triplet loss")
+            if d.p < 2:
+                raise ConfigError(f"data.p=1 with the triplet loss (losses[{i}]): a batch holds one identity, so "
+                                  f"there is no negative and the loss is 0 throughout; use data.p >= 2 or drop the "
+                                  f"triplet loss")
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)

@@ -4,6 +4,9 @@
 there (the robustness benchmark passes its corruption this way: corruptions act at native resolution), resizes to
 the model's input size and runs the model (which normalises internally). Features come back in the order of
 ``samples``.
+
+Under ``torchrun`` (a joined process group), ``extract_dataset_features`` splits each split's images across the
+ranks in whole batches and all-gathers the features: every rank returns the same features as one process would.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from torch import nn
+
+from ..utils.progress import progress_bar
+from . import distributed as D
 
 Transform = Callable[[List[torch.Tensor], List[Any]], List[torch.Tensor]]
 
@@ -68,6 +74,33 @@ def forward_features(model: nn.Module, images: torch.Tensor, flip: bool = False)
     return f.float()
 
 
+def _check_finite_rows(feats: np.ndarray, samples: Sequence[Any]) -> None:
+    """NaN / inf features mean broken weights or inputs: stop where they are made, naming an image."""
+    bad = ~np.isfinite(feats).all(axis=1)
+    if bad.any():
+        first = samples[int(np.argmax(bad))]
+        raise ValueError(f"the model produced non-finite (NaN or inf) features for {int(bad.sum())} of {len(samples)} "
+                         f"images of a batch, e.g. {getattr(first, 'path', first)}; its weights are broken (a "
+                         f"diverged run?) or the images are")
+
+
+def _image_batch(t: torch.Tensor, what: str) -> List[torch.Tensor]:
+    """N×3×H×W uint8, or float in [0, 1] -> list of 3×H×W images; a clear error for anything else."""
+    if t.shape[-2] == 0 or t.shape[-1] == 0:
+        raise ValueError(f"empty image ({t.shape[-2]}×{t.shape[-1]}): expected at least 1×1 pixels")
+    if t.dtype == torch.uint8:
+        return list(t.unbind(0))
+    if not t.is_floating_point():
+        raise ValueError(f"integer image {what} must be uint8 (0..255), got {t.dtype}; convert them to uint8, or "
+                         f"pass floats in [0, 1]")
+    t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"float image {what} hold NaN or inf values (expected values in [0, 1])")
+    if t.numel() and (t.min() < 0 or t.max() > 1):
+        raise ValueError(f"float image {what} must hold values in [0, 1] (uint8 for 0..255)")
+    return list(t.unbind(0))
+
+
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module):
     was_training = model.training
@@ -108,9 +141,7 @@ def extract_features(
     filled = np.zeros(len(samples), dtype=bool)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(samples), desc=desc, unit="img", leave=False, dynamic_ncols=True)
+        bar = progress_bar(total=len(samples), desc=desc, unit="img", leave=False)
     with _eval_mode(model):
         for batch in loader:
             idx = torch.as_tensor(batch["index"]).long().numpy()
@@ -124,6 +155,7 @@ def extract_features(
             elif not torch.is_tensor(images):
                 images = resize_batch(list(images), size)
             feats = forward_features(model, images.to(device, non_blocking=True), flip=flip).cpu().numpy()
+            _check_finite_rows(feats, [samples[i] for i in idx])
             if out is None:
                 out = np.zeros((len(samples), feats.shape[1]), dtype=np.float32)
             out[idx] = feats
@@ -153,7 +185,8 @@ def extract_dataset_features(
     """Extract the features of a dataset's splits with a checkpoint -> :class:`robustreid.eval.features.FeatureSet`.
 
     ``checkpoint`` is a run directory, a ``.safetensors`` file or an already loaded model; ``dataset`` a registered
-    dataset name (loaded from ``root``) or a ``ReidDataset``."""
+    dataset name (loaded from ``root``) or a ``ReidDataset``. In a torch.distributed process group each rank
+    extracts a share of the images (whole batches) and every rank returns the whole, identical FeatureSet."""
     from ..eval.features import SPLIT_CODES, FeatureSet
     from .checkpoint import load_model
 
@@ -178,8 +211,10 @@ def extract_dataset_features(
         samples = ds.split(name)
         if not samples:
             raise ValueError(f"dataset {ds.name!r} has no {name} images")
-        feats.append(extract_features(model, samples, batch_size=batch_size, device=device, flip=flip,
-                                      transform=transform, num_workers=num_workers, progress=progress, desc=name))
+        # each rank a share in whole batches (same batches as one process), every rank all the rows, in order
+        feats.append(D.sharded_rows(lambda idx, samples=samples, name=name: extract_features(
+            model, [samples[i] for i in idx], batch_size=batch_size, device=device, flip=flip, transform=transform,
+            num_workers=num_workers, progress=progress and D.get_rank() == 0, desc=name), len(samples), batch_size))
         pids += [s.pid for s in samples]
         camids += [s.camid for s in samples]
         split += [SPLIT_CODES[name]] * len(samples)
@@ -240,20 +275,21 @@ class FeatureExtractor:
                 t = t.unsqueeze(0)
             if t.dim() != 4 or t.shape[1] != 3:
                 raise ValueError(f"expected a tensor 3×H×W or N×3×H×W, got shape {tuple(x.shape)}")
-            if t.dtype != torch.uint8:
-                t = t.float()
-                if t.numel() and (t.min() < 0 or t.max() > 1):
-                    raise ValueError("float image tensors must hold values in [0, 1] (uint8 for 0..255)")
-            return list(t.unbind(0))
+            return _image_batch(t, "tensors")
         if isinstance(x, np.ndarray):
             a = x
             if a.ndim == 3:
                 a = a[None]
             if a.ndim != 4 or a.shape[-1] != 3:
                 raise ValueError(f"expected a numpy array H×W×3 or N×H×W×3 (RGB), got shape {x.shape}")
+            if a.dtype.kind in "iub" and a.dtype != np.uint8:
+                raise ValueError(f"integer image arrays must be uint8 (0..255), got {a.dtype}; convert with "
+                                 f".astype(np.uint8), or pass floats in [0, 1]")
+            if a.dtype.kind not in "uf":
+                raise ValueError(f"image arrays must be uint8 (0..255) or float in [0, 1], got {a.dtype}")
             a = np.ascontiguousarray(a)
             t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(0, 3, 1, 2)
-            return FeatureExtractor._to_images(t if t.dtype == torch.uint8 else t.float())
+            return _image_batch(t, "arrays")
         try:
             from PIL import Image
         except ImportError:  # pragma: no cover
@@ -289,6 +325,10 @@ class FeatureExtractor:
             x = self._prepare(images[i:i + self.batch_size]).to(self.device)
             feats.append(forward_features(self.model, x, flip=self.flip).cpu())
         f = torch.cat(feats)
+        bad = int((~torch.isfinite(f).all(dim=1)).sum())
+        if bad:
+            raise ValueError(f"FeatureExtractor: the model produced non-finite (NaN or inf) features for {bad} of "
+                             f"{f.shape[0]} images; its weights are broken (a diverged run?)")
         if self.normalize if normalize is None else normalize:
             f = torch.nn.functional.normalize(f, dim=1)
         return f

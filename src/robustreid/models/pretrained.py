@@ -10,6 +10,7 @@ resolved by :func:`resolve_pretrained`. ``.safetensors`` files are read with saf
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -79,8 +80,28 @@ def _short(keys: Sequence[str], n: int = 8) -> str:
 def _mismatch_line(key: str, ckpt: Sequence[int], model: Sequence[int]) -> str:
     line = f"{key}: checkpoint has {_shape(ckpt)}, model has {_shape(model)}"
     if "classifier" in key and len(ckpt) and len(model) and ckpt[0] != model[0]:
-        line += " — trained on another dataset? use reset_classifier/--num-classes"
+        line += (" — a classifier for another number of identities (another training set?): train from this file "
+                 "with model.pretrained=FILE (the backbone only), or call model.reset_classifier(n) in Python")
     return line
+
+
+def weights_only_refusal(path: Union[str, Path], error: BaseException) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused ``path``, naming the object it met but without
+    torch's advice to load the file unsafely (robustreid never unpickles)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return (f"{path}: holds pickled Python objects ({m.group(1)}), not only tensors; robustreid reads tensor "
+                f"files with torch.load(weights_only=True) and never unpickles: save a plain state dict of tensors "
+                f"or a .safetensors file")
+    m = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    if m:
+        reason = m.group(1).split(". ")[0].rstrip(".")
+    elif "weights_only" in text or "Weights only" in text:
+        reason = "not a plain file of tensors"
+    else:
+        reason = (text.splitlines() or [repr(error)])[0]
+    return f"{path}: cannot be read as a tensor file with torch.load(weights_only=True): {reason}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,8 +145,7 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
         try:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ValueError(f"{p}: cannot be read as a tensor checkpoint with torch.load(weights_only=True) "
-                             f"(only plain state dicts are accepted): {str(e).splitlines()[0] if str(e) else e!r}") from None
+            raise ValueError(weights_only_refusal(p, e)) from None
     for _ in range(3):
         if isinstance(sd, Mapping):
             inner = next((sd[k] for k in _WRAPPER_KEYS if isinstance(sd.get(k), Mapping)), None)

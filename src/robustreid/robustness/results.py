@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ..utils.io import append_line_atomic, atomic_write_text
+from ..utils.io import append_line_atomic, atomic_write_text, remove_stale_temporaries
 
 KEY_COLUMNS = ("model", "dataset", "protocol", "corruption", "severity", "pass")
 METRIC_COLUMNS = ("R1", "R5", "R10", "mAP", "mINP")
@@ -78,6 +78,7 @@ class ResultStore:
         self.dir = Path(run_dir)
         self.csv_path = self.dir / "results.csv"
         self.jsonl_path = self.dir / "results.jsonl"
+        remove_stale_temporaries(self.dir)  # left by a run killed mid-write
         self.rows: List[Dict] = read_results(self.dir)
         self.done = {row_key(r) for r in self.rows}
         self._sync_jsonl()

@@ -79,5 +79,7 @@ def read_image(path: PathLike) -> torch.Tensor:
     Grayscale, RGBA/LA (composited on black), CMYK, palette, 1-bit and 16-bit images are converted to 8-bit RGB.
     A missing, unreadable or truncated file raises :class:`ImageReadError` (a ``ValueError``) naming the file.
     """
-    arr = decode_to_array(path)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    arr = np.ascontiguousarray(decode_to_array(path).transpose(2, 0, 1))
+    # a 1×1 image's transpose is already contiguous, so it may still be PIL's read-only buffer: torch needs a
+    # writable one
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
