@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 try:
-    import multipart  # noqa: F401  (python-multipart: FastAPI's form parsing)
+    import python_multipart  # noqa: F401  (FastAPI's form parsing)
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
