@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Markdown tables of the FED study written by ``benchmarks/fed_study.sh``.
+
+    python benchmarks/fed_table.py [--out runs/fed_study]
+
+Per study set (Occluded-Duke, synthetic occluded), one row per model in ablation order (bot_lite0, fed_lite0_npo,
+fed_lite0_oem, fed_lite0, then any other): clean R1 / mAP / mINP and the change of clean mAP from the row above (each
+added part's effect), the corruption mix with both sides corrupted (R1, mAP mean ± std over the passes, retained
+fraction of the clean mAP), query-only mix mAP, and the mean mAP over the occluders with both sides occluded per
+severity. Then f′ against the FDM output for FED, and holistic Market-1501 (clean). A missing part shows "—".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+ORDER = ["bot_lite0", "fed_lite0_npo", "fed_lite0_oem", "fed_lite0"]
+SET_NAMES = {"occluded_duke": "Occluded-Duke", "synthetic": "synthetic occluded set", "market1501": "Market-1501"}
+
+
+def _pct(x, nd: int = 1) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{nd}f}"
+
+
+def _pm(summary, metric: str) -> str:
+    if summary is None:
+        return "—"
+    std = summary[metric + "_std"]
+    return f"{100 * summary[metric]:.1f} ± {100 * (0.0 if math.isnan(std) else std):.1f}"
+
+
+def _rows(folder: Path, model: str):
+    from robustreid.robustness import read_results
+
+    if not (folder / "results.csv").is_file():
+        return []
+    return [r for r in read_results(folder) if r["model"] == model]
+
+
+def _models(folder: Path):
+    found = [p.name for p in folder.iterdir() if (p / "results.csv").is_file()] if folder.is_dir() else []
+    return [m for m in ORDER if m in found] + sorted(m for m in found if m not in ORDER)
+
+
+def set_table(out: Path, name: str, severities=(1, 3)) -> list:
+    from robustreid.robustness.summary import protocol_summary
+
+    head = ("| model | clean R1 / mAP / mINP | Δ clean mAP | both mix R1 | both mix mAP | retained | query mix mAP | "
+            + " | ".join(f"occl. both sev {s}" for s in severities) + " |")
+    lines = [f"**{SET_NAMES.get(name, name)}**", "", head, "|" + "---|" * (head.count(" | ") + 1)]
+    prev = None
+    for m in _models(out / name / "bench"):
+        summ = {(d["protocol"], d["source"]): d for d in protocol_summary(_rows(out / name / "bench" / m, m))}
+        c, both, query = summ.get(("clean", "clean")), summ.get(("both", "mix")), summ.get(("query", "mix"))
+        occ = {}
+        for r in _rows(out / name / "occlusion" / m, m):
+            if r["protocol"] == "both":
+                occ.setdefault(int(r["severity"]), []).append(r["mAP"])
+        delta = "—" if c is None or prev is None else f"{100 * (c['mAP'] - prev):+.1f}"
+        cells = [f"`{m}`", f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—", delta,
+                 _pm(both, "R1"), _pm(both, "mAP"), f"{both['retained_mAP']:.3f}" if both and c else "—",
+                 _pm(query, "mAP")] + [_pct(statistics.fmean(occ[s])) if s in occ else "—" for s in severities]
+        lines.append("| " + " | ".join(cells) + " |")
+        prev = c["mAP"] if c else None
+    return lines
+
+
+def features_table(out: Path, sets) -> list:
+    lines = ["| set | model | f′ R1 / mAP | FDM output R1 / mAP |", "|---|---|---|---|"]
+    for s in sets:
+        folder = out / s / "features"
+        for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            d = json.loads(f.read_text())
+            a, b = d["fprime"], d["fdm"]
+            lines.append(f"| {SET_NAMES.get(s, s)} | `{f.stem}` | {_pct(a['R1'])} / {_pct(a['mAP'])} | "
+                         f"{_pct(b['R1'])} / {_pct(b['mAP'])} |")
+    return lines if len(lines) > 2 else []
+
+
+def holistic_table(out: Path) -> list:
+    from robustreid.robustness.summary import protocol_summary
+
+    lines = ["| model (trained and tested on Market-1501) | clean R1 / mAP / mINP |", "|---|---|"]
+    for m in _models(out / "market1501" / "bench"):
+        summ = {(d["protocol"], d["source"]): d for d in protocol_summary(_rows(out / "market1501" / "bench" / m, m))}
+        c = summ.get(("clean", "clean"))
+        lines.append(f"| `{m}` | " + (f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—") + " |")
+    return lines if len(lines) > 2 else []
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/fed_study", help="the study folder (OUT of fed_study.sh)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    sets = [s for s in ("occluded_duke", "synthetic") if (out / s / "bench").is_dir()]
+    if not sets:
+        print(f"fed_table: no {out}/<set>/bench folder: run benchmarks/fed_study.sh first", file=sys.stderr)
+        return 2
+    blocks = [set_table(out, s) for s in sets] + [features_table(out, sets), holistic_table(out)]
+    print("\n\n".join("\n".join(b) for b in blocks if b))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
