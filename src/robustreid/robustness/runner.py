@@ -14,6 +14,10 @@ How it works, per model:
    query (corrupted q vs clean g), gallery (clean q vs corrupted g) and both from them;
 3. each finished cell is appended atomically to ``DIR/results.csv`` and ``DIR/results.jsonl``; a re-run skips it.
 
+Under ``torchrun`` the ranks share the work (:mod:`robustreid.robustness.distributed`): the clean extraction in
+whole batches, the groups round-robin; rank 0 appends every rank's rows in the one-process order and alone writes
+files.
+
 Timing columns (``extract_s``, ``corrupt_s``, ``metrics_s``) are charged to the first cell of a group that needed
 the work, so that their sums over a run are the time actually spent (the clean extraction is charged to the clean
 cell when it is computed rather than read from the cache).
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -36,10 +41,11 @@ import torch
 
 from ..corruptions import family_of
 from ..utils.io import atomic_write_text
+from ..utils.progress import progress_bar
 from .apply import CorruptionTransform
+from .distributed import Team
 from .protocols import (CORRUPTED_PROTOCOLS, MIX, NONE, SIDES, Cell, build_cells, parse_corruptions, parse_modes,
                         parse_protocols, parse_severities, relative_path)
-from .results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +324,7 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     if not ds.query or not ds.gallery:
         raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be "
                          f"empty")
+    _check_valid_queries(ds_name, ds.query, ds.gallery)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -332,10 +339,13 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs), "seed": int(seed),
         "batch_size": int(batch_size), "device": str(dev), "flip": bool(flip), "num_workers": int(num_workers),
         "reference_model": reference_model, "max_rank": int(max_rank), "max_ids": int(max_ids or 0),
+        "dataset_root": os.path.realpath(str(ds_root)) if ds_root else None,
+        "dataset_files": dataset_fingerprint(list(ds.query) + list(ds.gallery), ds_root),
     }
-    _write_run_json(out, config, bms, command, len(ds.query), len(ds.gallery))
+    team = Team.current()  # one process, or the ranks of a torchrun launch
+    team.on_main(lambda: _write_run_json(out, config, bms, command, len(ds.query), len(ds.gallery)))
 
-    store = ResultStore(out)
+    store = team.store(out)
     cells = build_cells(prots, mds, corrs, sevs, passes, mix_passes)
     q, g = ds.query, ds.gallery
     q_pids = np.asarray([s.pid for s in q], dtype=np.int64)
@@ -346,7 +356,7 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     for bm in bms:
         ext = extractor or _default_extractor(bm.model)
         todo = [c for c in cells if (bm.name, ds_name, c.protocol, c.corruption, c.severity, c.pass_index) not in store]
-        need_examples = examples > 0 and not (out / "examples" / f"{bm.name}.json").exists()
+        need_examples = team.agree(examples > 0 and not (out / "examples" / f"{bm.name}.json").exists())
         if not todo and not need_examples:
             log.info("%s: all %d cells already done", bm.name, len(cells))
             continue
@@ -367,7 +377,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         clean: Dict[str, np.ndarray] = {}
         clean_time = 0.0
         for split, samples in (("query", q), ("gallery", g)):
-            f, t = _cached_clean(out, bm, ds_name, ds_root, split, samples, flip, extract)
+            f, t = _cached_clean(out, bm, ds_name, ds_root, split, samples, flip, team.sharded(extract, batch_size),
+                                 team)
             clean[split] = f
             clean_time += t
 
@@ -393,15 +404,11 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
             groups[ex_group] = []  # recompute the example group's features once (resumed run)
 
         bar = None
-        if progress:
-            try:
-                from tqdm.auto import tqdm
+        if progress and team.is_main:
+            bar = progress_bar(total=team.count_mine(len(groups)), desc=f"bench {bm.name}", unit="group",
+                               leave=False)
 
-                bar = tqdm(total=len(groups), desc=f"bench {bm.name}", unit="group", leave=False)
-            except ImportError:
-                bar = None
-
-        for (corr, sev, pas), group_cells in groups.items():
+        for (corr, sev, pas), group_cells in team.share(groups.items(), store):
             if corr == NONE:
                 for c in group_cells:
                     t0 = time.perf_counter()
@@ -457,8 +464,10 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
         if bar is not None:
             bar.close()
         if examples_data:
-            atomic_write_text(out / "examples" / f"{bm.name}.json", json.dumps(examples_data, indent=1))
-    return list(store.rows)
+            examples_data = team.merged(examples_data)  # the corrupted lists come from their group's rank
+            if team.is_main:
+                atomic_write_text(out / "examples" / f"{bm.name}.json", json.dumps(examples_data, indent=1))
+    return team.rows(store)
 
 
 def _default_extractor(model):
@@ -496,30 +505,83 @@ def _cache_key(bm: BenchModel, ds_name: str, split: str, samples, flip: bool, ro
 
 
 def _cached_clean(out: Path, bm: BenchModel, ds_name: str, root, split: str, samples, flip: bool,
-                  extract) -> Tuple[np.ndarray, float]:
-    """Clean features of one split: from DIR/cache/<model>/<split>.safetensors when its key matches."""
+                  extract, team: Optional[Team] = None) -> Tuple[np.ndarray, float]:
+    """Clean features of one split: from DIR/cache/<model>/<split>.safetensors when its key matches (read and
+    written by rank 0 of a distributed run, the features sent to every rank)."""
     from ..eval.features import load_features, save_features
 
+    team = team or Team()
     key = _cache_key(bm, ds_name, split, samples, flip, root)
     path = out / "cache" / bm.name / f"{split}.safetensors"
-    if key is not None and path.exists():
+
+    def read_cache() -> Optional[np.ndarray]:
+        if key is None or not path.exists():
+            return None
         try:
             fs = load_features(path)
             if fs.meta.get("cache_key") == key and len(fs) == len(samples):
-                return np.asarray(fs.features, dtype=np.float32), 0.0
+                return np.asarray(fs.features, dtype=np.float32)
             log.info("%s: cache key changed, re-extracting", path)
         except ValueError as e:
             log.warning("%s: unreadable cache (%s), re-extracting", path, e)
+        return None
+
+    cached = team.array_from_main(read_cache)
+    if cached is not None:
+        return cached, 0.0
     f, t = extract(samples)
     if key is not None:
-        save_features(path, f, [s.pid for s in samples], [s.camid for s in samples], [split] * len(samples),
-                      [relative_path(s.path, root) for s in samples],
-                      meta={"cache_key": key, "model": bm.name, "dataset": ds_name, "fingerprint": bm.fingerprint,
-                            "flip": str(bool(flip))})
+        team.on_main(lambda: save_features(
+            path, f, [s.pid for s in samples], [s.camid for s in samples], [split] * len(samples),
+            [relative_path(s.path, root) for s in samples],
+            meta={"cache_key": key, "model": bm.name, "dataset": ds_name, "fingerprint": bm.fingerprint,
+                  "flip": str(bool(flip))}))
     return f, t
 
 
 _PINNED = ("dataset", "seed", "flip", "mix_corruptions", "mix_severities", "max_rank", "max_ids")
+
+
+def dataset_fingerprint(samples, root) -> str:
+    """A cheap fingerprint of the evaluated files: sha256 of every (relative path, size) in order, no reading."""
+    h = hashlib.sha256()
+    for s in samples:
+        try:
+            size = os.stat(s.path).st_size
+        except OSError:
+            size = -1
+        h.update(f"{relative_path(s.path, root)}\0{size}\0{s.pid}\0{s.camid}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _check_valid_queries(ds_name: str, query, gallery) -> None:
+    """Refuse a dataset where no query has a true match (every cell would be NaN); warn when some have none."""
+    cams: Dict[int, set] = {}
+    for s in gallery:
+        if s.pid != -1:
+            cams.setdefault(s.pid, set()).add(s.camid)
+    valid = sum(1 for s in query if s.pid != -1 and cams.get(s.pid, set()) - {s.camid})
+    if valid == 0:
+        raise ValueError(f"dataset {ds_name}: no query has a true match in the gallery (a gallery image of the same "
+                         f"person from another camera) among {len(query)} queries; nothing to evaluate")
+    if valid < len(query):
+        log.warning("dataset %s: %d of %d queries have no true match in the gallery and are skipped by every cell",
+                    ds_name, len(query) - valid, len(query))
+
+
+def _check_dataset_pin(out: Path, oc: Dict, config: Dict) -> None:
+    """The cells of a run directory hold one dataset: the same root folder and the same files."""
+    new_root = config.get("dataset_root")
+    old_root = oc.get("dataset_root") or (os.path.realpath(oc["root"]) if oc.get("root") else None)
+    how = f"start a new run with another --out directory (or delete {out} to redo this one)"
+    if old_root and new_root and old_root != new_root:
+        raise ValueError(f"{out} holds a run on the dataset at {old_root}; this one is at {new_root}: resuming would "
+                         f"mix results of two datasets — {how}")
+    old_files = oc.get("dataset_files")
+    if old_files and config.get("dataset_files") and old_files != config["dataset_files"]:
+        raise ValueError(f"{out} holds a run on other files: the query/gallery files under {new_root or 'the root'} "
+                         f"(names, sizes, labels) have changed since (fingerprint {old_files} -> "
+                         f"{config['dataset_files']}) — {how}")
 
 
 def _write_run_json(out: Path, config: Dict, bms: List[BenchModel], command: Optional[str], nq: int, ng: int) -> None:
@@ -532,10 +594,11 @@ def _write_run_json(out: Path, config: Dict, bms: List[BenchModel], command: Opt
         except ValueError:
             old = {}
     oc = old.get("config") or {}
+    _check_dataset_pin(out, oc, config)
     for k in _PINNED:
         if k in oc and oc[k] != config[k]:
             raise ValueError(f"{out} holds a run with {k}={oc[k]!r}, this one has {k}={config[k]!r}; results would "
-                             f"mix — use another --out directory")
+                             f"mix — start a new run with another --out directory")
     old_models = old.get("models") or {}
     for bm in bms:
         om = old_models.get(bm.name)
