@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path

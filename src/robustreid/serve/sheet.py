@@ -9,7 +9,7 @@ import html
 import io
 import os
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 
 @lru_cache(maxsize=8192)
