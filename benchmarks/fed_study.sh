@@ -7,99 +7,112 @@
 #   fed_lite0_oem   + NPO + OEM (FED's stripe head with occlusion scores, two views; no memory bank, no FDM)
 #   fed_lite0       full FED (+ memory bank + FDM)
 #
-# on Occluded-Duke and on the synthetic occluded set; for each: clean R1 / mAP / mINP and the corruption mix
-# (3 passes; query, gallery and both sides; on Occluded-Duke this is the joint occlusion × corruption setting), the
-# occlusion family (severities OCC_SEVERITIES), and for the FED models f′ against the FDM output
-# (benchmarks/fed_eval_features.py). The baseline and full FED are also trained and tested on holistic Market-1501.
+# each trained and benchmarked on Occluded-Duke and on the synthetic occluded set: clean R1 / mAP / mINP, the
+# corruption mix (3 passes; query, gallery, both: on these sets the joint occlusion × corruption setting), the
+# occlusion family (severities OCC_SEVERITIES), and for fed_lite0 its f′ against its FDM output
+# (benchmarks/fed_eval_features.py, the released log's comparison). The baseline and full FED are also trained and
+# tested on holistic Market-1501.
 #
-#   bash benchmarks/fed_study.sh [PRESET ...]          # default: the four presets above, in order
-#   python benchmarks/fed_table.py --out runs/fed_study  # the Markdown tables for docs/benchmarks.md
+#   bash benchmarks/fed_study.sh [PRESET ...]             # default: the four presets above, in order
+#   python benchmarks/fed_table.py --out runs/occluded     # the ablation tables for docs/benchmarks.md
+#   python benchmarks/occluded_table.py --out runs/occluded --method fed_lite0   # FED in the joint table
 #
-# Every step resumes: a trained model (best.safetensors) is not retrained, a half-trained one continues from its
-# state.pt, a benchmark folder skips its finished cells, a features JSON is kept. Environment [defaults]:
-#   OUT       [runs/fed_study]             <set>/models/<preset>, <set>/bench/<preset>, <set>/occlusion/<preset>,
-#                                          <set>/features/<preset>.json, logs/
-#   OCC_DUKE  [real/data/Occluded_Duke]    MARKET [real/data/market1501]
-#   SYNTH     [data/synth_occluded]        made with `robustreid synth --occluded --seed 0` when missing
-#   SETS      [occluded_duke synthetic]    HOLISTIC [bot_lite0 fed_lite0] (trained and tested on MARKET too)
-#   TRAIN_ARGS ['']                        overrides given to every `robustreid train` (e.g. train.threads=2)
-#   OCC_SEVERITIES [1,3]
+# It shares the layout, the synthetic set and the defaults of benchmarks/occluded_study.sh (issue #13): with the same
+# OUT the baseline bot_lite0 is trained once for both studies, and FED joins that study's joint occlusion ×
+# corruption table. Every step resumes: a finished training (its train.log says "done") is not repeated, a
+# half-finished one continues from its state.pt, a benchmark folder skips its finished cells, a features JSON is
+# kept. Environment (defaults in brackets):
+#   OUT         [runs/occluded]   <dataset>/{models,mix,occlusion,features}/<preset>, data/, logs/
+#   OCC         [real/data/Occluded_Duke]   MARKET [real/data/market1501]
+#   TRAIN_ARGS  [train.eval_period=0]  overrides of every training (evaluate once, at the end: the final weights
+#               are benchmarked, no epoch is chosen on the test set)
+#   STEPS       [occluded synthetic holistic]   which parts to run
+#   OCC_SEVERITIES [1,3]   HOLISTIC [bot_lite0 fed_lite0]   SYNTH_IDS [220]   THREADS [0] (torch threads, 0 = default)
 set -euo pipefail
 
-OUT=${OUT:-runs/fed_study}
-OCC_DUKE=${OCC_DUKE:-real/data/Occluded_Duke}
+OUT=${OUT:-runs/occluded}
+OCC=${OCC:-real/data/Occluded_Duke}
 MARKET=${MARKET:-real/data/market1501}
-SYNTH=${SYNTH:-data/synth_occluded}
-SETS=${SETS:-occluded_duke synthetic}
-HOLISTIC=${HOLISTIC:-bot_lite0 fed_lite0}
-TRAIN_ARGS=${TRAIN_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:-'train.eval_period=0'}
+STEPS=${STEPS:-occluded synthetic holistic}
 OCC_SEVERITIES=${OCC_SEVERITIES:-1,3}
+HOLISTIC=${HOLISTIC:-bot_lite0 fed_lite0}
+SYNTH_IDS=${SYNTH_IDS:-220}
+THREADS=${THREADS:-0}
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
     PRESETS=(bot_lite0 fed_lite0_npo fed_lite0_oem fed_lite0)
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SYNTH="$OUT/data/synth_occluded"
 mkdir -p "$OUT/logs"
 stamp() { date -u +%H:%M:%S; }
+has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+need() { [ -d "$1" ] || { echo "fed_study: dataset folder $1 not found (set OCC / MARKET)" >&2; exit 2; }; }
 
-# dataset name and root of a study set
-set_data() {
-    case "$1" in
-        occluded_duke) DS=occluded_duke; ROOT=$OCC_DUKE ;;
-        synthetic)     DS=synthetic;     ROOT=$SYNTH ;;
-        market1501)    DS=market1501;    ROOT=$MARKET ;;
-        *) echo "fed_study: unknown set $1 (occluded_duke, synthetic)" >&2; exit 2 ;;
-    esac
-}
-
-# train PRESET on a set (resumable)
-train_on() {  # set preset
-    local m="$OUT/$1/models/$2" log="$OUT/logs/train_$1_$2.log"
-    set_data "$1"
-    if [ -f "$m/best.safetensors" ]; then
-        echo "[$(stamp)] $1/$2: trained"
-    elif [ -f "$m/state.pt" ]; then   # its own config.yaml carries the preset and the overrides
-        echo "[$(stamp)] $1/$2: resuming training"
+# train PRESET on DATASET at ROOT into OUT/DATASET/models/PRESET (resumable)
+train_one() {
+    local p=$1 ds=$2 root=$3 m="$OUT/$2/models/$1" log="$OUT/logs/train_$2_$1.log"
+    if [ -f "$m/train.log" ] && grep -q ' done: {' "$m/train.log"; then
+        echo "[$(stamp)] $ds/$p: trained"
+    elif [ -f "$m/state.pt" ]; then  # half-trained: its own config.yaml carries the preset and the overrides
+        echo "[$(stamp)] $ds/$p: resuming training"
         robustreid train --resume --out "$m" >> "$log" 2>&1
     else
-        echo "[$(stamp)] $1/$2: training"
-        (set -f; robustreid train "$2" data.dataset="$DS" data.root="$ROOT" $TRAIN_ARGS --out "$m" >> "$log" 2>&1)
+        echo "[$(stamp)] $ds/$p: training"
+        (set -f; robustreid train "$p" $TRAIN_ARGS data.dataset="$ds" data.root="$root" train.threads="$THREADS" \
+            --out "$m" >> "$log" 2>&1)
     fi
 }
 
-if [[ " $SETS " == *" synthetic "* ]] && [ ! -f "$SYNTH/manifest.json" ]; then
-    echo "[$(stamp)] synthesising the occluded set in $SYNTH"
-    robustreid synth --out "$SYNTH" --occluded --seed 0 >> "$OUT/logs/synth.log" 2>&1
-fi
-for d in $SETS; do
-    set_data "$d"
-    [ -d "$ROOT" ] || { echo "fed_study: dataset folder $ROOT ($d) not found (set OCC_DUKE / SYNTH)" >&2; exit 2; }
-done
+# benchmark OUT/DATASET/models/PRESET: clean + mix (3 passes), the occlusion family, FED's two features
+bench_one() {
+    local p=$1 ds=$2 root=$3 what=${4:-full} m="$OUT/$2/models/$1" log="$OUT/logs/bench_$2_$1.log"
+    if [ "$what" = clean ]; then
+        echo "[$(stamp)] $ds/$p: clean"
+        robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
+            --protocols clean --no-progress >> "$log" 2>&1
+        return
+    fi
+    echo "[$(stamp)] $ds/$p: clean + corruption mix (3 passes; query / gallery / both)"
+    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
+        --mode mix --mix-passes 3 --no-progress >> "$log" 2>&1
+    echo "[$(stamp)] $ds/$p: occlusion family, severities $OCC_SEVERITIES"
+    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/occlusion/$p" \
+        --mode sweep --corruptions occlusion --severities "$OCC_SEVERITIES" --no-progress >> "$log" 2>&1
+    if [ "$p" = fed_lite0 ]; then
+        echo "[$(stamp)] $ds/$p: f′ against the FDM output"
+        mkdir -p "$OUT/$ds/features"
+        python "$HERE/fed_eval_features.py" --checkpoint "$m" --dataset "$ds" --root "$root" \
+            --out "$OUT/$ds/features/$p.json" >> "$log" 2>&1
+    fi
+}
 
-for s in $SETS; do
+if has occluded; then
+    need "$OCC"
     for p in "${PRESETS[@]}"; do
-        train_on "$s" "$p"
-        set_data "$s"
-        m="$OUT/$s/models/$p"; blog="$OUT/logs/bench_${s}_${p}.log"
-        echo "[$(stamp)] $s/$p: clean + corruption mix (3 passes, query / gallery / both)"
-        robustreid bench --checkpoint "$p=$m" --dataset "$DS" --root "$ROOT" --out "$OUT/$s/bench/$p" \
-            --mode mix --mix-passes 3 --no-progress >> "$blog" 2>&1
-        echo "[$(stamp)] $s/$p: occlusion family, severities $OCC_SEVERITIES"
-        robustreid bench --checkpoint "$p=$m" --dataset "$DS" --root "$ROOT" --out "$OUT/$s/occlusion/$p" \
-            --mode sweep --corruptions occlusion --severities "$OCC_SEVERITIES" --no-progress >> "$blog" 2>&1
-        if [ "$p" = fed_lite0 ]; then  # the released log's finding: f′ evaluates better than the FDM output
-            mkdir -p "$OUT/$s/features"
-            python "$HERE/fed_eval_features.py" --checkpoint "$m" --dataset "$DS" --root "$ROOT" \
-                --out "$OUT/$s/features/$p.json" >> "$blog" 2>&1
-        fi
+        train_one "$p" occluded_duke "$OCC"
+        bench_one "$p" occluded_duke "$OCC"
     done
-done
+fi
 
-for p in $HOLISTIC; do
-    [[ " ${PRESETS[*]} " == *" $p "* ]] || continue
-    train_on market1501 "$p"
-    echo "[$(stamp)] market1501/$p: holistic Market-1501, clean"
-    robustreid bench --checkpoint "$p=$OUT/market1501/models/$p" --dataset market1501 --root "$MARKET" \
-        --out "$OUT/market1501/bench/$p" --protocols clean --no-progress >> "$OUT/logs/bench_market1501_$p.log" 2>&1
-done
-echo "[$(stamp)] done; tables: python benchmarks/fed_table.py --out $OUT"
+if has synthetic; then
+    if [ ! -f "$SYNTH/manifest.json" ] && [ ! -d "$SYNTH/query" ]; then  # the occlusion study's set, same command
+        echo "[$(stamp)] synthetic occluded set: $SYNTH_IDS identities"
+        robustreid synth --out "$SYNTH" --identities "$SYNTH_IDS" --cameras 6 --images-per-id 12 --seed 0 \
+            --occluded >> "$OUT/logs/synth.log" 2>&1
+    fi
+    for p in "${PRESETS[@]}"; do
+        train_one "$p" synthetic "$SYNTH"
+        bench_one "$p" synthetic "$SYNTH"
+    done
+fi
+
+if has holistic; then
+    need "$MARKET"
+    for p in $HOLISTIC; do
+        train_one "$p" market1501 "$MARKET"
+        bench_one "$p" market1501 "$MARKET" clean
+    done
+fi
+echo "[$(stamp)] tables: python benchmarks/fed_table.py --out $OUT"
