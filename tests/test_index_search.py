@@ -163,3 +163,32 @@ def test_clear_errors(setup, tmp_path):
     r = run("search", "--index", out, ds.query[0].path, ok=False)
     assert "pass --checkpoint or --onnx" in r.output
     torch.set_num_threads(1)
+
+
+def test_interrupted_embedding_resumes(setup, tmp_path):
+    from robustreid.serve import open_embedder
+    from robustreid.serve.gallery import embed_resumable
+
+    root, ds, model, ckpt = setup
+    paths = sorted(s.path for s in ds.gallery)
+    emb = open_embedder(model)
+    whole = emb.embed_paths(paths, progress=False)
+    calls, inner = [], emb.embed_paths
+
+    def failing(p, **kw):  # the second chunk dies, like a killed job
+        calls.append(len(p))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return inner(p, **kw)
+
+    emb.embed_paths = failing
+    with pytest.raises(KeyboardInterrupt):
+        embed_resumable(emb, paths, tmp_path / "parts", chunk=5, progress=False)
+    calls.clear()
+    emb.embed_paths = lambda p, **kw: (calls.append(len(p)), inner(p, **kw))[1]
+    again = embed_resumable(emb, paths, tmp_path / "parts", chunk=5, progress=False)
+    assert calls == [5, 2]  # the first chunk of 5 was reused; chunks 2 and 3 embedded now
+    np.testing.assert_allclose(again, whole, atol=1e-6)
+    calls.clear()
+    embed_resumable(emb, paths[::-1], tmp_path / "parts", chunk=5, progress=False)  # another job: starts over
+    assert calls == [5, 5, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -85,7 +86,8 @@ def index() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --out.")
 def build(checkpoint, onnx_path, device, threads, batch_size, dataset, root, split, images_dir, out, kind, nlist,
           nprobe, hnsw_m, ef_search, flip, overwrite) -> None:
-    """Embed a gallery (a dataset split or a folder of crops) in batches and write a searchable index.
+    """Embed a gallery (a dataset split or a folder of crops) in batches and write a searchable index. An
+    interrupted build resumes where it stopped when run again (embedded chunks are kept in OUT.parts/).
 
     \b
     Examples:
@@ -101,8 +103,13 @@ def build(checkpoint, onnx_path, device, threads, batch_size, dataset, root, spl
         imgs = _images(dataset, root, split, images_dir)
         emb = open_embedder(checkpoint, onnx_path, flip=flip, device=device, batch_size=batch_size, threads=threads)
         click.echo(f"embedding {len(imgs.paths)} crops with the {emb.describe()}")
-        idx = build_index(emb, imgs, kind=kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)
+        parts = Path(out + ".parts")
+        if parts.is_dir():
+            click.echo(f"resuming from {parts} (chunks already embedded are reused)")
+        idx = build_index(emb, imgs, kind=kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search,
+                          parts=parts)
         idx.save(out)
+        shutil.rmtree(parts, ignore_errors=True)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise click.ClickException(str(e)) from None
     _echo_info(describe(idx, out))
@@ -126,8 +133,10 @@ def add(index_path, checkpoint, onnx_path, device, threads, batch_size, dataset,
         imgs = _images(dataset, root, split, images_dir)
         emb = embedder_for_index(idx, index_path, checkpoint, onnx_path, device=device, batch_size=batch_size,
                                  threads=threads)
-        start, stop = add_images(idx, emb, imgs, where=index_path)
+        parts = Path(index_path + ".parts")
+        start, stop = add_images(idx, emb, imgs, where=index_path, parts=parts)
         idx.save(index_path)
+        shutil.rmtree(parts, ignore_errors=True)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"added {stop - start} crops (ids {start}..{stop - 1})")

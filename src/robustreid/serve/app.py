@@ -76,8 +76,8 @@ def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_b
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     async def read_files(request: Request) -> Tuple[List[Tuple[str, bytes]], Any]:
-        length = request.headers.get("content-length")
-        if length is None:
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():
             raise UploadError(411, "send the upload with a Content-Length header (multipart/form-data)")
         if int(length) > limits.max_request_bytes():
             raise UploadError(413, f"request of {int(length):,} bytes; at most {limits.max_request_bytes():,} "

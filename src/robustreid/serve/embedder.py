@@ -56,8 +56,9 @@ class Embedder:
     def embed_images(self, images: Sequence[torch.Tensor]) -> np.ndarray:
         return self.embed(self.prepare(images))
 
-    def embed_paths(self, paths: Sequence[str], *, progress: bool = True, desc: str = "embed") -> np.ndarray:
-        """Decode, resize and embed image files in batches (the extraction loader), in order."""
+    def embed_paths(self, paths: Sequence[str], *, progress: bool = True, desc: str = "embed", bar=None) -> np.ndarray:
+        """Decode, resize and embed image files in batches (the extraction loader), in order. ``bar``: an open
+        progress bar to advance instead of a new one."""
         from ..data import build_loader
         from ..data.sample import Sample
 
@@ -65,8 +66,8 @@ class Embedder:
             raise ValueError("no images to embed")
         samples = [Sample(str(p), -1, -1) for p in paths]
         loader = build_loader(samples, batch_size=self.batch_size, size=self.input_size, train=False)
-        bar = None
-        if progress:
+        own = bar is None and progress
+        if own:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(samples), desc=desc, unit="img", dynamic_ncols=True)
@@ -75,7 +76,7 @@ class Embedder:
             out.append(self.embed(batch["images"]))
             if bar is not None:
                 bar.update(len(batch["index"]))
-        if bar is not None:
+        if own:
             bar.close()
         return np.concatenate(out)
 

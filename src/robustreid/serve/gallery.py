@@ -6,8 +6,11 @@ search or an ``add`` with any other model is refused instead of returning meanin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -70,11 +73,52 @@ def _model_info(embedder: Embedder) -> Dict[str, str]:
             "flip": str(bool(embedder.flip)), "input_size": f"{embedder.input_size[0]}x{embedder.input_size[1]}"}
 
 
+def embed_resumable(embedder: Embedder, paths: Sequence[str], parts: Optional[Union[str, Path]] = None, *,
+                    chunk: int = 4096, progress: bool = True, desc: str = "embed") -> np.ndarray:
+    """Embed ``paths`` in chunks, each written atomically to ``parts/NNNNNN.npy``; a rerun of the same job (same
+    model, flip, paths and chunk size, recorded in ``parts/job.json``) loads the chunks already done. Without
+    ``parts`` nothing is written."""
+    if parts is None:
+        return embedder.embed_paths(paths, progress=progress, desc=desc)
+    from ..utils.io import atomic_path, atomic_write_text
+
+    parts = Path(parts)
+    job = hashlib.sha256("\n".join([embedder.identity, str(embedder.flip), str(chunk), *map(str, paths)])
+                         .encode()).hexdigest()
+    marker = parts / "job.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("job") != job:
+        shutil.rmtree(parts)  # chunks of another job: start over
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, json.dumps({"job": job, "rows": len(paths), "chunk": chunk}))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc=desc, unit="img", dynamic_ncols=True)
+    out = []
+    for i, start in enumerate(range(0, len(paths), chunk)):
+        f = parts / f"{i:06d}.npy"
+        if f.is_file():
+            a = np.load(f)
+            if bar is not None:
+                bar.update(len(a))
+        else:
+            a = embedder.embed_paths(paths[start:start + chunk], bar=bar, progress=False)
+            with atomic_path(f) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, a)
+        out.append(a)
+    if bar is not None:
+        bar.close()
+    return np.concatenate(out)
+
+
 def build_index(embedder: Embedder, images: ImageList, *, kind: str = "flat", progress: bool = True,
-                **params: Any) -> GalleryIndex:
-    """Embed ``images`` in batches and build an index of ``kind`` that remembers the model."""
+                parts: Optional[Union[str, Path]] = None, **params: Any) -> GalleryIndex:
+    """Embed ``images`` in batches and build an index of ``kind`` that remembers the model. With ``parts`` (a
+    folder) the embedding resumes after an interruption (:func:`embed_resumable`)."""
     t0 = time.perf_counter()
-    feats = embedder.embed_paths(images.paths, progress=progress, desc="index")
+    feats = embed_resumable(embedder, images.paths, parts, progress=progress, desc="index")
     t1 = time.perf_counter()
     index = GalleryIndex.build(feats, images.pids, images.camids, images.paths, kind=kind, **params)
     index.info = {**_model_info(embedder), "sources": images.source, "embed_seconds": f"{t1 - t0:.2f}",
@@ -83,10 +127,10 @@ def build_index(embedder: Embedder, images: ImageList, *, kind: str = "flat", pr
 
 
 def add_images(index: GalleryIndex, embedder: Embedder, images: ImageList, *, where: str = "the index",
-               progress: bool = True) -> Tuple[int, int]:
+               progress: bool = True, parts: Optional[Union[str, Path]] = None) -> Tuple[int, int]:
     """Embed and append ``images``; returns the new rows' id range [start, stop)."""
     check_same_model(index.info.get("model_identity", ""), embedder, where, index.info.get("model_source"))
-    feats = embedder.embed_paths(images.paths, progress=progress, desc="add")
+    feats = embed_resumable(embedder, images.paths, parts, progress=progress, desc="add")
     start = len(index)
     index.add(feats, images.pids, images.camids, images.paths)
     src = index.info.get("sources", "")
