@@ -6,7 +6,7 @@ ranks with). Each corrupted point is joined to its clean point by a line, points
 layout only shows neighbourhoods; the displacement is measured in the embedding space itself: the cosine
 distance ``1 − cos(f(x), f(x'))`` between a crop's clean and corrupted embedding, averaged per corruption, next
 to two yardsticks from the clean embeddings — the mean distance between crops of the same identity and between
-crops of different identities. Deterministic for a seed.
+crops of different identities. The same features give the same map (t-SNE starts from their PCA projection).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def identity_yardsticks(clean: np.ndarray, pids: Sequence[int]) -> Dict[str, flo
 
 def layout_2d(features: np.ndarray, *, seed: int = 0, method: str = "tsne",
               perplexity: Optional[float] = None) -> np.ndarray:
-    """N×2 coordinates of L2-normalised ``features`` (deterministic for ``seed``)."""
+    """N×2 coordinates of L2-normalised ``features``. t-SNE starts from the PCA projection, so the same features
+    give the same map (the seed only matters for UMAP)."""
     x = _unit(features).astype(np.float32)
     n = len(x)
     if n < 4:
@@ -121,11 +122,12 @@ def embedding_figure(em: EmbeddingMap, *, title: str = "", method: str = "t-SNE"
 
 
 def _draw_map(ax, em: EmbeddingMap, colour) -> None:
+    from matplotlib.collections import LineCollection
+
     clean = em.coords[em.variants[0]]
-    for k, v in enumerate(em.variants[1:], start=1):
-        xy = em.coords[v]
-        for i in range(len(clean)):
-            ax.plot([clean[i, 0], xy[i, 0]], [clean[i, 1], xy[i, 1]], color=colour[em.pids[i]], lw=0.8, alpha=0.45)
+    for v in em.variants[1:]:
+        segs = np.stack([clean, em.coords[v]], axis=1)  # N×2 points×2
+        ax.add_collection(LineCollection(segs, colors=[colour[p] for p in em.pids], linewidths=0.8, alpha=0.45))
     for k, v in enumerate(em.variants):
         xy = em.coords[v]
         ax.scatter(xy[:, 0], xy[:, 1], c=[colour[p] for p in em.pids], marker=MARKERS[k % len(MARKERS)],

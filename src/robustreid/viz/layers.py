@@ -36,13 +36,21 @@ def _present(model: nn.Module, wanted: Dict[str, str]) -> Dict[str, str]:
     return {label: n for label, n in wanted.items() if n in names}
 
 
-def _igoas_layers(model: nn.Module) -> Dict[str, str]:
+def _igoas_layers(model: nn.Module, purpose: str) -> Dict[str, str]:
     """IGOAS: each branch's last map — the global branch's extra block, the suppression branch's output CBAM."""
     return _present(model, {"global branch": "global_block", "suppression branch": "occ_att_out"})
 
 
-#: method name (``model.config.name``) -> function(model) -> {label: module name}: a method's own default layers
-METHOD_LAYERS: Dict[str, Callable[[nn.Module], Dict[str, str]]] = {"igoas": _igoas_layers}
+def _fed_layers(model: nn.Module, purpose: str) -> Dict[str, str]:
+    """FED: the backbone's last stage and, for activation maps, the OEM's visibility score of each stripe."""
+    out = generic_layers(model, purpose)
+    if purpose == "actmap":
+        out.update(_present(model, {"stripe scores (OEM)": "oem"}))
+    return out
+
+
+#: method name (``model.config.name``) -> function(model, purpose) -> {label: module name}: a method's own layers
+METHOD_LAYERS: Dict[str, Callable[[nn.Module, str], Dict[str, str]]] = {"igoas": _igoas_layers, "fed": _fed_layers}
 
 
 def get_layer(model: nn.Module, name: str) -> nn.Module:
@@ -182,23 +190,31 @@ def _probe(model: nn.Module, parent: nn.Module, prefix: str) -> List[str]:
 
 
 def default_layers(model: nn.Module, purpose: str = "actmap") -> Dict[str, str]:
-    """{label: module name} to show when no layer is named.
+    """{label: module name} to show when no layer is named (``purpose``: ``actmap`` or ``gradcam``).
 
-    - a model attribute ``viz_layers`` ({label: name}) wins; then a method rule in :data:`METHOD_LAYERS`;
-    - a transformer backbone (``blocks``): its last block for ``actmap``; for ``gradcam`` the LayerNorm in front of
-      the last block's attention (``blocks.L.norm1``), because the patch tokens that leave the last block no longer
-      reach the class token;
-    - otherwise the last stage: the last direct child of ``model.backbone`` (or of the model) with a spatial output
-      on a dummy input (ResNet ``layer4``, EfficientNet-Lite ``head``)."""
+    A model attribute ``viz_layers`` ({label: name}) wins; then the method's rule in :data:`METHOD_LAYERS` (IGOAS:
+    each branch; FED: the last stage and the per-stripe OEM scores); then :func:`generic_layers`."""
     m = unwrap(model)
     own = getattr(m, "viz_layers", None)
     if isinstance(own, dict) and own:
         return dict(own)
     method = getattr(getattr(m, "config", None), "name", None)
     if method in METHOD_LAYERS:
-        found = METHOD_LAYERS[method](m)
+        found = METHOD_LAYERS[method](m, purpose)
         if found:
             return found
+    return generic_layers(m, purpose)
+
+
+def generic_layers(model: nn.Module, purpose: str = "actmap") -> Dict[str, str]:
+    """The last stage of any model.
+
+    - a transformer backbone (``blocks``): its last block for ``actmap``; for ``gradcam`` the LayerNorm in front of
+      the last block's attention (``blocks.L.norm1``), because the patch tokens that leave the last block no longer
+      reach the class token;
+    - otherwise the last direct child of ``model.backbone`` (or of the model) with a spatial output on a dummy
+      input (ResNet ``layer4``, EfficientNet-Lite ``head``)."""
+    m = unwrap(model)
     backbone = getattr(m, "backbone", None)
     parent, prefix = (backbone, "backbone.") if isinstance(backbone, nn.Module) else (m, "")
     blocks = getattr(parent, "blocks", None)
