@@ -4,8 +4,8 @@ Layout (``rel`` is an image's path relative to the dataset root, e.g. ``query/00
 
 * ``mode="sweep"``: ``OUT/<corruption>/<severity>/<rel>`` for every chosen corruption and severity;
 * ``mode="mix"``: ``OUT/mix/<rel>``: the published protocol, each image one corruption drawn among the chosen
-  ones and one severity among the chosen severities, both drawn from the image's own seed (the robustness
-  runner's rule, :func:`mix_choice`);
+  ones and one severity among the chosen severities, both drawn from the image's own seed (the rule of
+  :mod:`robustreid.corruptions.mix`, which the robustness benchmark uses too);
 * with ``passes > 1`` every copy gets one more folder level ``pass<k>`` (k = 0..passes-1) before ``<rel>``.
 
 Every copy root also gets symbolic links to the dataset root's other entries (the train folder, list files), so a
@@ -38,7 +38,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..utils.io import atomic_path, atomic_write_text
+from ..utils.progress import progress_bar
 from .base import corrupt, image_seed
+from .mix import mix_choice as _mix_rule
 from .base import parse_corruptions as _parse_corruptions, parse_severities as _parse_severities
 
 MANIFEST = "manifest.csv"
@@ -129,12 +131,10 @@ def mix_choice(dataset: str, rel: str, corruptions: Sequence[str], severities: S
                seed: int = 0) -> Tuple[str, int]:
     """The (corruption, severity) the mix protocol gives image ``rel`` in pass ``pass_index``.
 
-    The rule is the robustness runner's (:func:`robustreid.robustness.protocols.mix_choice`), so a mix copy written
-    here holds exactly the images the benchmark's mix protocol corrupts on the fly with the same seed.
+    The rule is :func:`robustreid.corruptions.mix.mix_choice`, which the robustness benchmark's mix protocol uses
+    too, so a mix copy written here holds exactly the images the benchmark corrupts on the fly with the same seed.
     """
-    from ..robustness.protocols import mix_choice as protocol_mix_choice
-
-    return protocol_mix_choice(dataset, rel, int(pass_index), int(seed), list(corruptions), list(severities))
+    return _mix_rule(dataset, rel, int(pass_index), int(seed), list(corruptions), list(severities))
 
 
 def _rel(path: str, root: str) -> str:
@@ -313,10 +313,8 @@ def corrupt_dataset(dataset, out: Union[str, Path], corruptions: Union[str, Sequ
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), initial=summary.skipped, unit="img", desc=f"corrupt {dataset.name} ({mode})",
-                   dynamic_ncols=True)
+        bar = progress_bar(total=len(jobs), initial=summary.skipped, unit="img",
+                           desc=f"corrupt {dataset.name} ({mode})")
     device = torch.device(device)
     try:
         # group by (corruption, severity) so every batch runs one corruption; keep the plan's order inside a group

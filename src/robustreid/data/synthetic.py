@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.io import atomic_write_text
+from ..utils.progress import progress_bar
 from ..utils.seed import derive_seed
 
 __all__ = ["generate", "DEFAULTS", "render_identity_image", "SPLIT_DIRS"]
@@ -704,9 +705,7 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
     rows = []
     it = plan
     if progress:
-        from tqdm import tqdm
-
-        it = tqdm(plan, desc="synth", unit="img")
+        it = progress_bar(plan, desc="synth", unit="img")
     for frame, (split, pid, cm, kind, j) in enumerate(it, 1):
         key = ("id", pid - 1) if kind == "id" else (kind, j)
         ident = ident_cache.get(key)

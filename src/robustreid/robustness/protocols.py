@@ -21,12 +21,11 @@ size, on the worker count, on the device nor on which other cells run.
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple
 
 from ..corruptions.base import parse_corruptions, parse_severities  # noqa: F401  (re-exported)
-from ..utils.seed import derive_seed
+from ..corruptions.mix import MIX, mix_choice  # noqa: F401  (re-exported: the mix rule lives with the corruptions)
 
 PROTOCOLS = ("clean", "query", "gallery", "both")
 CORRUPTED_PROTOCOLS = ("query", "gallery", "both")
@@ -34,7 +33,6 @@ MODES = ("sweep", "mix")
 #: which sides each protocol corrupts
 SIDES = {"clean": (), "query": ("query",), "gallery": ("gallery",), "both": ("query", "gallery")}
 NONE = "none"
-MIX = "mix"
 
 
 @dataclass(frozen=True)
@@ -111,13 +109,3 @@ def relative_path(path: str, root: str | None) -> str:
         except ValueError:  # other drive on Windows
             pass
     return p.replace("\\", "/")
-
-
-def mix_choice(dataset: str, path: str, pass_index: int, seed: int, corruptions: Sequence[str],
-               severities: Sequence[int]) -> Tuple[str, int]:
-    """The (corruption, severity) the mix protocol gives one image in one pass: a generator seeded from
-    ``derive_seed(dataset, path, "mix", pass, seed)`` draws the corruption uniformly, then the severity."""
-    rng = random.Random(derive_seed(dataset, path, MIX, int(pass_index), int(seed)))
-    c = corruptions[rng.randrange(len(corruptions))]
-    s = severities[rng.randrange(len(severities))]
-    return c, int(s)
