@@ -379,3 +379,55 @@ def test_writer_png_format_and_sweep_passes(tmp_path):
     b = read_image_rgb(out / "shot_noise/2/pass1/query/0001_c1s1_000000_00.png")
     assert not torch.equal(a, b)  # passes are independent draws
     assert len(_load(out / "shot_noise" / "2" / "pass1").query) == 2
+
+
+def test_mix_rule_lives_with_the_corruptions_and_matches_its_definition():
+    """The corruption suite must not know the benchmark: no module of robustreid.corruptions imports
+    robustreid.robustness (or models, engine, eval); the writer and the benchmark share corruptions.mix."""
+    import ast
+    import random
+    from pathlib import Path
+
+    import robustreid.corruptions as pkg
+    from robustreid.corruptions import mix, writer
+    from robustreid.robustness import protocols
+
+    forbidden = ("robustreid.robustness", "robustreid.models", "robustreid.engine", "robustreid.eval")
+    for f in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "robustreid." + "corruptions." * (node.level == 1) + (node.module or "") \
+                    if node.level else node.module or ""
+            elif isinstance(node, ast.Import):
+                target = " ".join(a.name for a in node.names)
+            else:
+                continue
+            assert not any(t in target for t in forbidden), f"{f.name} imports {target}"
+    assert protocols.mix_choice is mix.mix_choice and protocols.MIX == mix.MIX == "mix"
+    names, sevs = ["fog", "contrast", "pixelate"], [1, 2, 3, 4, 5]
+    for i in range(50):
+        rel = f"query/{i:04d}_c1s1_000000_00.jpg"
+        rng = random.Random(derive_seed("market1501", rel, "mix", 1, 7))  # the definition, written out
+        expect = (names[rng.randrange(3)], sevs[rng.randrange(5)])
+        assert mix.mix_choice("market1501", rel, 1, 7, names, sevs) == expect
+        assert writer.mix_choice("market1501", rel, names, sevs, 1, 7) == expect
+    with pytest.raises(ValueError, match="at least one corruption"):
+        mix.mix_choice("d", "q/a.jpg", 0, 0, [], sevs)
+
+
+@pytest.mark.parametrize("size", [(128, 64), (37, 21), (1, 1)])
+def test_jpeg_is_pils_encode_and_decode_bit_for_bit(size):
+    """The fast decode (PIL's JPEG decoder on the bytes) gives exactly what Image.open gives, at every quality."""
+    import io
+
+    from PIL import Image
+
+    x = torch.randint(0, 256, (2, 3) + size, generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    for s, quality in enumerate((25, 18, 15, 10, 7), 1):
+        out = corrupt(x, "jpeg_compression", s, seed=0)
+        for i in range(2):
+            buf = io.BytesIO()
+            Image.fromarray(x[i].permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+            buf.seek(0)
+            with Image.open(buf) as im:
+                assert torch.equal(out[i], torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)), (size, s)

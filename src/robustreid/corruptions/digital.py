@@ -122,13 +122,14 @@ def pixelate(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Ten
 
 
 def _jpeg_roundtrip(a: np.ndarray, quality: int) -> np.ndarray:
+    """PIL's JPEG encoder, then its JPEG decoder straight from the bytes: the pixels ``Image.open(buf)`` gives (the
+    same decoder and arguments), without parsing the file's markers in Python (half the reference's time)."""
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im)
+    h, w = a.shape[:2]
+    return np.asarray(Image.frombytes("RGB", (w, h), buf.getvalue(), "jpeg", "RGB", ""))
 
 
 @register_corruption("jpeg_compression")
