@@ -170,12 +170,22 @@ def test_correlation_p_values_exact_for_small_n():
     y = np.round(x + rng.normal(0, 0.2, 6), 1)
     y[1] = y[4]
     r = correlate(x, y)
-    # (two-sided as |statistic| >= |observed|: scipy's own "two-sided" doubles the smaller tail instead)
-    for key, fn in (("pearson_p", lambda a, b: abs(stats.pearsonr(a, b)[0])),
-                    ("spearman_p", lambda a, b: abs(stats.spearmanr(a, b)[0]))):
-        ref = stats.permutation_test((x, y), fn, permutation_type="pairings", n_resamples=10**6,
-                                     alternative="greater", vectorized=False)
+    # (two-sided as |statistic| >= |observed|: scipy's own "two-sided" doubles the smaller tail instead).
+    # Permuting y alone against a fixed x gives the 6! = 720 pairings (permuting both samples would enumerate
+    # 720² orderings of the same pairings and take minutes); the statistics are vectorised over the permutations,
+    # Spearman's rho from its definition (Pearson's r of mid-ranks).
+    def pearson(yy, axis):
+        return np.abs(stats.pearsonr(np.broadcast_to(x, yy.shape), yy, axis=axis)[0])
+
+    def spearman(yy, axis):
+        rx = np.broadcast_to(stats.rankdata(x), yy.shape)
+        return np.abs(stats.pearsonr(rx, stats.rankdata(yy, axis=axis), axis=axis)[0])
+
+    for key, fn in (("pearson_p", pearson), ("spearman_p", spearman)):
+        ref = stats.permutation_test((y,), fn, permutation_type="pairings", n_resamples=10**6,
+                                     alternative="greater", vectorized=True)
         assert ref.pvalue == pytest.approx(r[key], abs=1e-9), key
+    assert r["spearman_rho"] == pytest.approx(stats.spearmanr(x, y)[0])
     # above the exact limit: scipy's asymptotic p-values
     x = rng.random(EXACT_MAX_N + 2)
     y = x + rng.normal(0, 0.3, len(x))
