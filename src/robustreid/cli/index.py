@@ -48,7 +48,12 @@ def _images(dataset: Optional[str], root: Optional[str], split: str, images_dir:
 
 
 def _threads(n: int) -> None:
+    """Model and FAISS threads (FAISS's loader messages kept out of the log)."""
+    import logging
+
     import torch
+
+    logging.getLogger("faiss").setLevel(logging.WARNING)
 
     torch.set_num_threads(n)
     try:
@@ -78,7 +83,7 @@ def index() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Index file (+ OUT.meta.safetensors).")
 @click.option("--kind", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True,
               help="flat = exact; ivf / hnsw = approximate, for large galleries.")
-@click.option("--nlist", default=None, type=click.IntRange(min=1), help="IVF clusters (default 4·sqrt(N)).")
+@click.option("--nlist", default=None, type=click.IntRange(min=1), help="IVF clusters (default 4·sqrt(N), at most N/39).")
 @click.option("--nprobe", default=16, show_default=True, type=click.IntRange(min=1), help="IVF clusters visited.")
 @click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
 @click.option("--ef-search", default=64, show_default=True, type=click.IntRange(min=1), help="HNSW search depth.")

@@ -38,12 +38,12 @@ def serve(index_path: str, host: str, port: int, checkpoint: Optional[str], onnx
       robustreid serve --index market.index --onnx bot.onnx --host 0.0.0.0 --port 8080
       curl -F images=@query.jpg 'http://127.0.0.1:8000/search?k=10&thumbnails=false'
     """
-    import torch
-
     from ..eval.index import GalleryIndex
     from ..serve import Gallery, UploadLimits, embedder_for_index
 
-    torch.set_num_threads(threads)
+    from .index import _threads
+
+    _threads(threads)
     try:
         from ..serve.app import create_app
         from ..serve.server import serve_forever

@@ -90,7 +90,7 @@ class GalleryIndex:
             index.hnsw.efConstruction = self.ef_construction
         else:
             if self.nlist is None:
-                self.nlist = int(max(1, min(65536, round(4 * math.sqrt(max(train.shape[0], 1))))))
+                self.nlist = default_nlist(train.shape[0])
             if train.shape[0] < self.nlist:
                 raise ValueError(f"an IVF index with nlist={self.nlist} needs at least {self.nlist} training "
                                  f"vectors, got {train.shape[0]}")
@@ -115,7 +115,7 @@ class GalleryIndex:
         self = cls(x.shape[1], kind, **params)
         train = x
         if kind == "ivf":
-            nl = self.nlist or int(max(1, min(65536, round(4 * math.sqrt(max(x.shape[0], 1))))))
+            nl = self.nlist or default_nlist(x.shape[0])
             self.nlist = nl
             m = train_size or min(x.shape[0], 256 * nl)
             if m < x.shape[0]:
@@ -262,6 +262,11 @@ class GalleryIndex:
             self.ef_search = int(ef_search)
         if self._index is not None:
             self._apply_search_params()
+
+
+def default_nlist(n: int) -> int:
+    """IVF lists for ``n`` vectors: 4·sqrt(n), but at most n / 39 (FAISS wants >= 39 training points per list)."""
+    return int(max(1, min(65536, round(4 * math.sqrt(max(n, 1))), n // 39)))
 
 
 def _meta_path(path: Path) -> Path:
