@@ -92,6 +92,17 @@ def test_backbone_without_split_is_a_clear_config_error():
         build_model(_cfg(backbone="vit_small_patch16", backbone_kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2}), 3)
     with pytest.raises(ConfigError, match="method_kwargs"):
         build_model(_cfg(method_kwargs={"dims": 256}), 3)
+    with pytest.raises(ConfigError, match="divisible"):
+        build_model(_cfg(method_kwargs={"block_reduction": 3}), 3)
+
+
+def test_method_options_set_the_reduction_and_the_extra_block_width():
+    model = build_model(_cfg(method_kwargs={"dim": 32, "block_reduction": 16}), 3)
+    assert model.feat_dim == 64 and model.classifier3.in_features == 64
+    blk = model.occ_block  # 64 -> 4 -> 4 -> 64 with the identity shortcut
+    assert (blk.conv1.out_channels, blk.conv2.out_channels, blk.conv3.out_channels) == (4, 4, 64)
+    x = torch.rand(2, 64, 4, 2)
+    assert model.eval().occ_block(x).shape == x.shape
 
 
 # ------------------------------------------------------------------------------------------------ CBAM

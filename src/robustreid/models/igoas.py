@@ -16,7 +16,8 @@ triplet loss), ``map_global`` / ``map_occ`` (channel-mean maps N×1×h×w of the
 
 Inference (eval mode): the one (clean) image goes through both branches; v1 and v2 are each L2-normalised and
 concatenated (N×1024). Backbone-agnostic: any backbone with ``trunk_and_tail()`` (ResNet, EfficientNet-Lite).
-``model.method_kwargs``: ``dim`` (reduction size, 512 as the paper), ``cbam_reduction`` (16).
+``model.method_kwargs``: ``dim`` (reduction size, 512 as the paper), ``cbam_reduction`` (16), ``block_reduction``
+(4: the extra block's inner width is C/4, the paper's ``Bottleneck(2048, 512)``).
 ``model.pooling`` / ``neck`` / ``embed_dim`` are not used.
 """
 
@@ -39,15 +40,24 @@ from .heads import init_classifier
 from .options import method_options
 from .registry import MODELS
 
-OPTIONS = {"dim": 512, "cbam_reduction": 16}
+OPTIONS = {"dim": 512, "cbam_reduction": 16, "block_reduction": 4}
 
 
-def extra_block(channels: int) -> nn.Module:
-    """The extra bottleneck block of each branch (C -> C/4 -> C/4 -> C, identity shortcut), Kaiming-initialised."""
-    if channels % 4:
-        raise ConfigError(f"model.backbone: IGOAS's extra bottleneck needs a channel count divisible by 4, "
-                          f"got {channels}")
-    block = Bottleneck(channels, channels // 4)
+class ExtraBlock(Bottleneck):
+    """A bottleneck C -> C/r -> C/r -> C with an identity shortcut (``Bottleneck`` fixes the expansion at 4)."""
+
+    def __init__(self, channels: int, mid: int):
+        super().__init__(channels, mid)
+        self.conv3 = nn.Conv2d(mid, channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels)
+
+
+def extra_block(channels: int, reduction: int = 4) -> nn.Module:
+    """The extra bottleneck block of each branch (C -> C/r -> C/r -> C, identity shortcut), Kaiming-initialised."""
+    if channels % reduction:
+        raise ConfigError(f"model.method_kwargs.block_reduction: IGOAS's extra bottleneck needs channels ({channels}) "
+                          f"divisible by {reduction}")
+    block = ExtraBlock(channels, channels // reduction)
     for m in block.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -80,8 +90,8 @@ class IGOAS(ReidModel):
         opts = method_options(getattr(cfg, "method_kwargs", {}) or {}, OPTIONS, "igoas")
         dim, r = opts["dim"], opts["cbam_reduction"]
         self.occ_stage = copy.deepcopy(tail)  # the suppression branch's own last stage, same initial weights
-        self.global_block = extra_block(channels)
-        self.occ_block = extra_block(channels)
+        self.global_block = extra_block(channels, opts["block_reduction"])
+        self.occ_block = extra_block(channels, opts["block_reduction"])
         self.occ_att_in = CBAM(mid, r)
         self.occ_att_out = CBAM(channels, r)
         self.global_reduce = reduction(channels, dim)

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The occlusion study of issue #13: IGOAS, PCB and the batch-occlusion baselines against the BoT baseline, each
+# trained with the same budget (the presets' 18 epochs of P16×K4 on the pretrained EfficientNet-Lite0 at 128×64),
+# on real Occluded-Duke and on the synthetic occluded set, then benchmarked: clean R1 / mAP / mINP, the corruption
+# mix (3 passes; query, gallery, both), the occlusion family; IGOAS and the baseline also trained and tested on
+# holistic Market-1501 and DukeMTMC-reID; the two IGOAS branches' maps on occluded queries; the tables.
+#
+#   bash benchmarks/occluded_study.sh [PRESET ...]     # default: the seven presets of the study, in order
+#   python benchmarks/occluded_table.py --out runs/occluded   # the tables for docs/benchmarks.md
+#
+# Every step resumes: a finished training (its train.log says "done") is not repeated, a half-finished one continues
+# from its state.pt, a benchmark folder skips its finished cells. The same command finishes an interrupted study;
+# adding a preset later costs only that preset. Any preset works (the dataset is set here), e.g. the from-scratch
+# versions: bash benchmarks/occluded_study.sh cpu_small igoas_cpu_small pcb_cpu_small
+# Environment (defaults in brackets):
+#   OUT         [runs/occluded]   <dataset>/{models,mix,occlusion}/<preset>, maps/, logs/, data/
+#   OCC         [real/data/Occluded_Duke]   MARKET [real/data/market1501]   DUKE [real/data/dukemtmc]
+#   TRAIN_ARGS  [train.eval_period=0]  overrides of every training (evaluate once, at the end: the final
+#               weights are benchmarked, no choice of epoch on the test set)
+#   STEPS       [occluded synthetic holistic maps]   which parts to run
+#   OCC_SEVERITIES [1,3]            severities of the occlusion family
+#   HOLISTIC    [bot_lite0 igoas_lite0]   presets also trained and tested on Market-1501 and DukeMTMC-reID
+#   MAPS        [igoas_lite0 bot_lite0]   Occluded-Duke models whose maps are drawn on occluded queries
+#   SYNTH_IDS   [220]               identities of the synthetic occluded set (half train), made once in OUT/data
+#   THREADS     [0]                 torch threads of each training (0 = torch's default)
+set -euo pipefail
+
+OUT=${OUT:-runs/occluded}
+OCC=${OCC:-real/data/Occluded_Duke}
+MARKET=${MARKET:-real/data/market1501}
+DUKE=${DUKE:-real/data/dukemtmc}
+TRAIN_ARGS=${TRAIN_ARGS:-'train.eval_period=0'}
+STEPS=${STEPS:-occluded synthetic holistic maps}
+OCC_SEVERITIES=${OCC_SEVERITIES:-1,3}
+HOLISTIC=${HOLISTIC:-bot_lite0 igoas_lite0}
+MAPS=${MAPS:-igoas_lite0 bot_lite0}
+SYNTH_IDS=${SYNTH_IDS:-220}
+THREADS=${THREADS:-0}
+PRESETS=("$@")
+if [ ${#PRESETS[@]} -eq 0 ]; then
+    PRESETS=(bot_lite0 bot_lite0_batch_erasing bot_lite0_batch_dropblock bot_lite0_slow_dropblock bot_lite0_igo
+             igoas_lite0 pcb_lite0)
+fi
+SYNTH="$OUT/data/synth_occluded"
+mkdir -p "$OUT/logs"
+stamp() { date -u +%H:%M:%S; }
+has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+need() { [ -d "$1" ] || { echo "occluded_study: dataset folder $1 not found (set OCC / MARKET / DUKE)" >&2; exit 2; }; }
+
+# train PRESET on DATASET at ROOT into OUT/DATASET/models/PRESET (resumable)
+train_one() {
+    local p=$1 ds=$2 root=$3 m="$OUT/$2/models/$1" log="$OUT/logs/train_$2_$1.log"
+    if [ -f "$m/train.log" ] && grep -q ' done: {' "$m/train.log"; then
+        echo "[$(stamp)] $ds/$p: trained"
+    elif [ -f "$m/state.pt" ]; then  # half-trained: its own config.yaml carries the preset and the overrides
+        echo "[$(stamp)] $ds/$p: resuming training"
+        robustreid train --resume --out "$m" >> "$log" 2>&1
+    else
+        echo "[$(stamp)] $ds/$p: training"
+        (set -f; robustreid train "$p" $TRAIN_ARGS data.dataset="$ds" data.root="$root" train.threads="$THREADS" \
+            --out "$m" >> "$log" 2>&1)
+    fi
+}
+
+# benchmark OUT/DATASET/models/PRESET: clean + mix (3 passes) and, unless "clean", the occlusion family
+bench_one() {
+    local p=$1 ds=$2 root=$3 what=${4:-full} m="$OUT/$2/models/$1" log="$OUT/logs/bench_$2_$1.log"
+    if [ "$what" = clean ]; then
+        echo "[$(stamp)] $ds/$p: clean"
+        robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
+            --protocols clean --no-progress >> "$log" 2>&1
+        return
+    fi
+    echo "[$(stamp)] $ds/$p: clean + corruption mix (3 passes; query / gallery / both)"
+    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
+        --mode mix --mix-passes 3 --no-progress >> "$log" 2>&1
+    echo "[$(stamp)] $ds/$p: occlusion family, severities $OCC_SEVERITIES"
+    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/occlusion/$p" \
+        --mode sweep --corruptions occlusion --severities "$OCC_SEVERITIES" --no-progress >> "$log" 2>&1
+}
+
+if has occluded; then
+    need "$OCC"
+    for p in "${PRESETS[@]}"; do
+        train_one "$p" occluded_duke "$OCC"
+        bench_one "$p" occluded_duke "$OCC"
+    done
+fi
+
+if has synthetic; then
+    if [ ! -f "$SYNTH/manifest.json" ] && [ ! -d "$SYNTH/query" ]; then
+        echo "[$(stamp)] synthetic occluded set: $SYNTH_IDS identities"
+        robustreid synth --out "$SYNTH" --identities "$SYNTH_IDS" --cameras 6 --images-per-id 12 --seed 0 \
+            --occluded >> "$OUT/logs/synth.log" 2>&1
+    fi
+    for p in "${PRESETS[@]}"; do
+        train_one "$p" synthetic "$SYNTH"
+        bench_one "$p" synthetic "$SYNTH"
+    done
+fi
+
+if has holistic; then
+    need "$MARKET"; need "$DUKE"
+    for p in $HOLISTIC; do
+        train_one "$p" market1501 "$MARKET"
+        bench_one "$p" market1501 "$MARKET" clean
+        train_one "$p" dukemtmc "$DUKE"
+        bench_one "$p" dukemtmc "$DUKE" clean
+    done
+fi
+
+if has maps; then
+    # the paper's figures 8-9: where each IGOAS branch responds on occluded queries (the clean column is the real
+    # Occluded-Duke query, itself occluded), next to the BoT baseline's last stage, plus two synthetic occluders
+    ckpts=()
+    for p in $MAPS; do
+        [ -f "$OUT/occluded_duke/models/$p/best.safetensors" ] && ckpts+=(--checkpoint "$p=$OUT/occluded_duke/models/$p")
+    done
+    if [ ${#ckpts[@]} -gt 0 ]; then
+        echo "[$(stamp)] branch maps on occluded queries -> $OUT/maps"
+        robustreid viz actmap "${ckpts[@]}" --dataset occluded_duke --root "$OCC" --out "$OUT/maps" --queries 8 \
+            --corruptions occlusion_object:3,occlusion_pedestrian:3 >> "$OUT/logs/maps.log" 2>&1
+    fi
+fi
+echo "[$(stamp)] tables: python benchmarks/occluded_table.py --out $OUT"

@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Markdown tables of the occlusion study written by ``benchmarks/occluded_study.sh``.
+
+    python benchmarks/occluded_table.py [--out runs/occluded] [--baseline bot_lite0] [--method igoas_lite0]
+
+Per occluded dataset (Occluded-Duke, the synthetic occluded set), one row per model: clean R1 / mAP / mINP; the
+corruption mix (both sides, mean ± std over the passes), its retained fraction of the clean mAP, query-only and
+gallery-only mix mAP; the mean mAP over the occluders with both sides occluded, per severity. Then the joint table
+(mAP, one column per model): clean, the mix protocols and every occluder × severity on the occluded set. Then the
+holistic sets (Market-1501, DukeMTMC-reID, clean) and the issue's bar: the method's clean mAP minus the baseline's
+on Occluded-Duke (bar: >= 3) and on Market-1501 (bar: >= 0). A missing part shows "—".
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_table import _pct, _pm, _rows  # noqa: E402  (same table conventions as the Market study)
+
+OCCLUDED = (("occluded_duke", "Occluded-Duke"), ("synthetic", "the synthetic occluded set"))
+HOLISTIC = (("market1501", "Market-1501"), ("dukemtmc", "DukeMTMC-reID"))
+
+
+def _summaries(folder: Path, model: str):
+    from robustreid.robustness.summary import protocol_summary
+
+    rows = [r for r in _rows(folder) if r["model"] == model]
+    return {(d["protocol"], d["source"]): d for d in protocol_summary(rows)}
+
+
+def _occlusion(folder: Path, model: str):
+    return {(r["corruption"], int(r["severity"])): r["mAP"] for r in _rows(folder)
+            if r["model"] == model and r["protocol"] == "both"}
+
+
+def _models(base: Path):
+    mix = base / "mix"
+    return sorted(p.name for p in mix.iterdir() if (p / "results.csv").is_file()) if mix.is_dir() else []
+
+
+def _clean_cell(c) -> str:
+    return f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—"
+
+
+def occluded_tables(base: Path, title: str) -> list:
+    models = _models(base)
+    if not models:
+        return []
+    head = ("| model | clean R1 / mAP / mINP | both mix R1 | both mix mAP | retained | query mix mAP | "
+            "gallery mix mAP | occl. both sev 1 | occl. both sev 3 |")
+    lines = [f"**{title[0].upper() + title[1:]}**", "", head, "|" + "---|" * head.count(" | ") + "---|"]
+    joint = {}
+    for m in models:
+        s = _summaries(base / "mix" / m, m)
+        c, mix = s.get(("clean", "clean")), {p: s.get((p, "mix")) for p in ("query", "gallery", "both")}
+        occ = _occlusion(base / "occlusion" / m, m)
+        by_sev = {}
+        for (name, sev), v in occ.items():
+            by_sev.setdefault(sev, []).append(v)
+            joint.setdefault((1, name, sev), {})[m] = v
+        joint.setdefault((0, "clean", 0), {})[m] = c["mAP"] if c else math.nan
+        for p in ("both", "query", "gallery"):
+            joint.setdefault((0, f"corruption mix, {p}", 0), {})[m] = mix[p]["mAP"] if mix[p] else math.nan
+        cells = [f"`{m}`", _clean_cell(c), _pm(mix["both"], "R1"), _pm(mix["both"], "mAP"),
+                 f"{mix['both']['retained_mAP']:.3f}" if mix["both"] and c else "—",
+                 _pm(mix["query"], "mAP"), _pm(mix["gallery"], "mAP"),
+                 _pct(statistics.fmean(by_sev[1])) if 1 in by_sev else "—",
+                 _pct(statistics.fmean(by_sev[3])) if 3 in by_sev else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"mAP on {title}: clean, corruption mix and synthetic occluders (both sides) on top of it", "",
+              "| condition | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
+    for key in sorted(joint, key=lambda k: (k[0], k[2], k[1])):
+        label = key[1] if key[0] == 0 else f"{key[1]} {key[2]}"
+        lines.append(f"| {label} | " + " | ".join(_pct(joint[key].get(m, math.nan)) for m in models) + " |")
+    return lines + [""]
+
+
+def holistic_table(out: Path) -> list:
+    models = sorted({m for ds, _ in HOLISTIC for m in _models(out / ds)})
+    if not models:
+        return []
+    lines = ["| model | " + " | ".join(f"{t} R1 / mAP / mINP" for _, t in HOLISTIC) + " |",
+             "|---|" + "---|" * len(HOLISTIC)]
+    for m in models:
+        cells = [_clean_cell(_summaries(out / ds / "mix" / m, m).get(("clean", "clean"))) for ds, _ in HOLISTIC]
+        lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def bar_lines(out: Path, baseline: str, method: str) -> list:
+    lines = []
+    for ds, title, need in (("occluded_duke", "Occluded-Duke", 3.0), ("market1501", "Market-1501", 0.0)):
+        b = _summaries(out / ds / "mix" / baseline, baseline).get(("clean", "clean"))
+        m = _summaries(out / ds / "mix" / method, method).get(("clean", "clean"))
+        if b and m:
+            d = 100 * (m["mAP"] - b["mAP"])
+            verdict = "meets" if d >= need else "misses"
+            lines.append(f"- {title}: `{method}` {_pct(m['mAP'])} mAP vs `{baseline}` {_pct(b['mAP'])}: "
+                         f"{d:+.1f} ({verdict} the bar of {need:+.0f})")
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/occluded", help="the study folder (OUT of occluded_study.sh)")
+    ap.add_argument("--baseline", default="bot_lite0")
+    ap.add_argument("--method", default="igoas_lite0")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    lines = []
+    for ds, title in OCCLUDED:
+        lines += occluded_tables(out / ds, title)
+    lines += holistic_table(out)
+    lines += bar_lines(out, args.baseline, args.method)
+    if not lines:
+        print(f"occluded_table: no results under {out}: run benchmarks/occluded_study.sh first", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
