@@ -163,6 +163,19 @@ def test_mask_loss_gradient_only_inside_the_occlusion():
     assert torch.allclose(g[:2], 2 * p.detach()[0, 0, :2] / 8)  # d/dp mean(p²) on the occluded cells
 
 
+def test_mask_area_resize_keeps_small_blocks():
+    occ = torch.zeros(1, 1, 16, 8)
+    occ[:, :, 5:7, 1:3] = 1.0  # a 2×2 block between the pixels that bilinear resizing to 4×2 samples
+    assert torch.equal(keep_mask(occ, (4, 2)), torch.ones(1, 1, 4, 2))  # bilinear misses it
+    area = keep_mask(occ, (4, 2), "area")  # cell (1, 0) covers rows 4-7, cols 0-3: 4 of its 16 pixels
+    assert torch.allclose(area, torch.tensor([[1.0, 1.0], [0.75, 1.0], [1.0, 1.0], [1.0, 1.0]]).view(1, 1, 4, 2))
+    p = torch.full((1, 1, 4, 2), 2.0)
+    assert float(MaskLoss(resize="area")({"map_global": p, "map_occ": p}, {"occ_mask": occ})) == pytest.approx(
+        2 * 4.0 * 0.25 ** 2 / 8)
+    with pytest.raises(ValueError, match="resize"):
+        build_losses([{"name": "mask", "resize": "nearest"}])
+
+
 def _ce_by_hand(logits, target, eps):
     logp = [z - math.log(sum(math.exp(v) for v in logits)) for z in logits]
     return (1 - eps) * -logp[target] + eps * sum(-v for v in logp) / len(logits)

@@ -9,6 +9,8 @@
   the released code) and turned into the keep mask ``m = 1 - mask``; loss = ``MSE(p, p·m)`` = mean of
   ``p²·(1 - m)²``: zero where the map is kept, activations inside the occlusion pushed to zero (the gradient flows
   through both arguments, as in the released code). Summed over the branches (both by default).
+  ``resize: area`` resizes the mask by averaging instead (each cell gets the occluded fraction of its pixels): on
+  small maps bilinear resizing samples a few pixels only and can miss a small block entirely.
 """
 
 from __future__ import annotations
@@ -29,17 +31,24 @@ def softmax_weighted(losses: torch.Tensor, detach_weights: bool = False) -> torc
     return (w * losses).sum()
 
 
-def keep_mask(occ_mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """N×1×H×W occlusion mask (1 = occluded) -> N×1×h×w keep mask (1 = visible), bilinear, corners aligned."""
+RESIZE = ("bilinear", "area")
+
+
+def keep_mask(occ_mask: torch.Tensor, size: Sequence[int], resize: str = "bilinear") -> torch.Tensor:
+    """N×1×H×W occlusion mask (1 = occluded) -> N×1×h×w keep mask (1 = visible): bilinear with corners aligned
+    (the released code) or ``area`` (the occluded fraction of each cell)."""
     m = occ_mask.float()
     if tuple(m.shape[-2:]) != tuple(size):
-        m = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=True)
+        if resize == "area":
+            m = F.adaptive_avg_pool2d(m, tuple(size))
+        else:
+            m = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=True)
     return 1.0 - m
 
 
-def mask_mse(p: torch.Tensor, occ_mask: torch.Tensor) -> torch.Tensor:
+def mask_mse(p: torch.Tensor, occ_mask: torch.Tensor, resize: str = "bilinear") -> torch.Tensor:
     """``MSE(p, p·m)`` with ``m`` the keep mask resized to ``p`` (N×1×h×w)."""
-    keep = keep_mask(occ_mask.to(p.device), p.shape[-2:]).to(p.dtype)
+    keep = keep_mask(occ_mask.to(p.device), p.shape[-2:], resize).to(p.dtype)
     return F.mse_loss(p.float(), (p * keep).float())
 
 
@@ -67,9 +76,12 @@ class SoftmaxWeightedCE(nn.Module):
 
 
 class MaskLoss(nn.Module):
-    def __init__(self, map_keys: Sequence[str] = ("map_global", "map_occ"), mask_key: str = "occ_mask"):
+    def __init__(self, map_keys: Sequence[str] = ("map_global", "map_occ"), mask_key: str = "occ_mask",
+                 resize: str = "bilinear"):
         super().__init__()
-        self.map_keys, self.mask_key = tuple(map_keys), mask_key
+        if resize not in RESIZE:
+            raise ValueError(f"mask: resize must be one of {', '.join(RESIZE)}, got {resize!r}")
+        self.map_keys, self.mask_key, self.resize = tuple(map_keys), mask_key, resize
 
     def forward(self, outputs: Dict[str, Any], batch: Dict[str, Any]) -> torch.Tensor:
         if self.mask_key not in batch:
@@ -80,12 +92,12 @@ class MaskLoss(nn.Module):
             p = get_output(outputs, key, "mask")
             if p.dim() != 4 or p.shape[1] != 1:
                 raise ValueError(f"mask loss: outputs[{key!r}] must be a N×1×h×w map, got {tuple(p.shape)}")
-            value = mask_mse(p, batch[self.mask_key])
+            value = mask_mse(p, batch[self.mask_key], self.resize)
             total = value if total is None else total + value
         return total
 
     def extra_repr(self) -> str:
-        return f"map_keys={self.map_keys}, mask_key={self.mask_key!r}"
+        return f"map_keys={self.map_keys}, mask_key={self.mask_key!r}, resize={self.resize!r}"
 
 
 @LOSSES.register("igoas_ce")
@@ -98,6 +110,6 @@ def build_igoas_ce(epsilon: float = 0.1, logits_keys: Sequence[str] = ("logits_g
 
 @LOSSES.register("mask")
 def build_mask(map_keys: Sequence[str] = ("map_global", "map_occ"), mask_key: str = "occ_mask",
-               num_classes: Optional[int] = None, feat_dim: Optional[int] = None) -> MaskLoss:
+               resize: str = "bilinear", num_classes: Optional[int] = None, feat_dim: Optional[int] = None) -> MaskLoss:
     """``{"name": "mask", "weight": 1.0}``: IGOAS's suppression loss on the branches' channel-mean maps."""
-    return MaskLoss(map_keys, mask_key)
+    return MaskLoss(map_keys, mask_key, resize)
