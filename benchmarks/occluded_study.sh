@@ -11,7 +11,10 @@
 # Every step resumes: a finished training (its train.log says "done") is not repeated, a half-finished one continues
 # from its state.pt, a benchmark folder skips its finished cells. The same command finishes an interrupted study;
 # adding a preset later costs only that preset. Any preset works (the dataset is set here), e.g. the from-scratch
-# versions: bash benchmarks/occluded_study.sh cpu_small igoas_cpu_small pcb_cpu_small
+# versions (cpu_small's half-width ResNet-18, 60 epochs):
+#   OUT=runs/occluded_small HOLISTIC="cpu_small igoas_cpu_small" MAPS="igoas_cpu_small cpu_small" \
+#   bash benchmarks/occluded_study.sh cpu_small cpu_small_batch_erasing cpu_small_batch_dropblock \
+#       cpu_small_slow_dropblock cpu_small_igo igoas_cpu_small pcb_cpu_small
 # Environment (defaults in brackets):
 #   OUT         [runs/occluded]   <dataset>/{models,mix,occlusion}/<preset>, maps/, logs/, data/
 #   OCC         [real/data/Occluded_Duke]   MARKET [real/data/market1501]   DUKE [real/data/dukemtmc]

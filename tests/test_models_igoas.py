@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine_support import INPUT, make_dataset, tiny_config
+from engine_support import make_dataset, tiny_config
 from robustreid.config.loader import ConfigError
 from robustreid.engine.trainer import Trainer
 from robustreid.losses import build_losses
@@ -267,8 +267,14 @@ def test_igo_area_grows_with_the_epoch_through_the_engine(dataset, tmp_path):
     assert result["steps"] == 3 and math.isfinite(result["final"]["mAP"])
 
 
-class _Snapshots(Trainer):
-    pass
+def test_engine_says_which_batch_key_is_missing(dataset, tmp_path):
+    cfg = tiny_config("model.name=igoas", "data.augs=[]", "losses=[{name: igoas_ce}]", "train.max_iters_per_epoch=1")
+    tr = Trainer(cfg, tmp_path / "run", dataset=dataset, progress=False)
+    try:
+        with pytest.raises(ValueError, match=r"needs the batch key\(s\) \['clean_images'\].*igo"):
+            tr.train()
+    finally:
+        tr.close()
 
 
 def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
