@@ -67,19 +67,23 @@ def _scale_note(maps) -> str:
 
 def match_references(model: nn.Module, ds, queries: Sequence[int], clean_q: torch.Tensor):
     """Per query: the clean embedding of its true match most similar to the clean query (another camera), or None
-    when the gallery holds none; and the match's file name."""
+    when the gallery holds none; and the match's file name. All matches are embedded in one pass."""
+    matches = [true_matches(ds.query[i], ds.gallery) for i in queries]
+    flat = [j for idx in matches for j in idx]
+    emb = embed(model, read_crops([ds.gallery[j] for j in flat])) if flat else torch.zeros(0, clean_q.shape[1])
     refs: List[Optional[torch.Tensor]] = []
     names: List[str] = []
-    for k, i in enumerate(queries):
-        idx = true_matches(ds.query[i], ds.gallery)
+    start = 0
+    for k, idx in enumerate(matches):
         if not idx:
             refs.append(None)
             names.append("")
             continue
-        emb = embed(model, read_crops([ds.gallery[j] for j in idx]))
-        sim = torch.nn.functional.normalize(emb, dim=1) @ torch.nn.functional.normalize(clean_q[k], dim=0)
+        e = emb[start:start + len(idx)]
+        start += len(idx)
+        sim = torch.nn.functional.normalize(e, dim=1) @ torch.nn.functional.normalize(clean_q[k], dim=0)
         best = int(torch.argmax(sim))
-        refs.append(emb[best])
+        refs.append(e[best])
         names.append(short_name(ds.gallery[idx[best]].path))
     return refs, names
 

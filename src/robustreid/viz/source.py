@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -171,7 +171,3 @@ def variant_crops(samples: Sequence, variants: Sequence[Variant], dataset: str, 
 
 def short_name(path: str) -> str:
     return Path(path).stem
-
-
-def pairs(n_rows: int, n_cols: int) -> List[Tuple[int, int]]:
-    return [(r, c) for r in range(n_rows) for c in range(n_cols)]
