@@ -300,3 +300,50 @@ def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
     assert all(not torch.equal(after0[k], start[k]) for k in new)
     assert any(not torch.equal(after1[k], start[k]) for k in frozen if k.endswith("conv1.weight"))
     assert all(p.requires_grad for p in tr.model.backbone.parameters())
+
+
+STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
+                 "bot_lite0_batch_erasing", "bot_lite0_batch_dropblock", "bot_lite0_slow_dropblock", "bot_lite0_igo",
+                 "cpu_small_batch_erasing", "cpu_small_batch_dropblock", "cpu_small_slow_dropblock"]
+
+
+@pytest.mark.parametrize("preset", STUDY_PRESETS)
+def test_study_presets_build_and_take_a_training_step(preset):
+    from robustreid.engine.config import load_train_config
+    from robustreid.transforms.augment import AugContext, build_batch_augment
+    from robustreid.transforms.augment.dropblock import attach_dropblock
+
+    cfg = load_train_config(preset, ["model.pretrained=", "model.input_size=[48, 16]"])
+    assert cfg.data.dataset == "occluded_duke" or preset.startswith("cpu_small")
+    if not cfg.model.backbone.startswith("resnet"):  # the recipe's wiring, on a tiny backbone (Lite0: below)
+        cfg.model.backbone = "resnet18"
+    cfg.model.backbone_kwargs = {"width": 0.125}
+    torch.manual_seed(0)
+    model = build_model(cfg.model, num_classes=4).train()
+    attach_dropblock(model, cfg.model.dropblock)
+    ctx = AugContext(generator=torch.Generator().manual_seed(0), epoch=1, mean=tuple(cfg.model.mean),
+                     std=tuple(cfg.model.std))
+    b = build_batch_augment(cfg.data.augs)({"images": torch.rand(8, 3, 48, 16), "pids": torch.arange(4).repeat(2)}, ctx)
+    out = model(b["images"], **{k: b[k] for k in model.train_inputs})
+    total, parts = build_losses(cfg.losses)(out, b)
+    total.backward()
+    assert torch.isfinite(total) and set(parts) == {s["name"] for s in cfg.losses}
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+
+def test_igoas_on_efficientnet_lite0_splits_at_its_last_strided_stage():
+    pytest.importorskip("robustreid.models.backbones.efficientnet_lite")
+    torch.manual_seed(0)
+    cfg = _cfg(backbone="efficientnet_lite0", backbone_kwargs={}, input_size=(32, 16),
+               method_kwargs={"dim": 32, "block_reduction": 64})
+    model = build_model(cfg, num_classes=3).eval()
+    trunk, tail = model.backbone.trunk_and_tail()
+    assert (trunk.out_channels, tail.out_channels) == (112, 1280)
+    a, b = tail.state_dict(), model.occ_stage.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(2, 3, 32, 16)
+    with torch.no_grad():
+        emb = model(x)
+        f1, f2 = model.branch_maps(x)
+    assert emb.shape == (2, 64) and f1.shape == f2.shape == (2, 1280, 2, 1)
+    assert torch.allclose(emb[:, :32].norm(dim=1), torch.ones(2)) and torch.allclose(emb[:, 32:].norm(dim=1), torch.ones(2))
