@@ -71,3 +71,27 @@ def test_worst_queries_one_per_identity_by_ap_drop():
     # drops: -0.8, -0.8, 0, -0.1, NaN, -0.6; ties (0, 1) broken by the lower corrupted AP -> 1 first, then pid 1 done
     assert worst_queries(ap0, ap1, pids, 3) == [1, 5, 3]
     assert worst_queries(ap0, ap1, pids, 10) == [1, 5, 3, 2]
+
+
+def test_record_rows_corrupt_what_the_protocol_corrupted(tmp_path):
+    import torch
+
+    from robustreid.viz.ranks import load_crop, record_rows
+    from viz_support import make_market
+
+    root = make_market(tmp_path / "m", ids=2)
+    q, g = "query/0001_c1s1_000000_00.jpg", ["bounding_box_test/0001_c2s1_000000_00.jpg",
+                                           "bounding_box_test/0002_c2s1_000000_00.jpg"]
+    rec = {"model": "m", "dataset": "market1501", "root": str(root), "seed": 0, "queries": [q], "query_pids": [1],
+           "clean": [{"gallery": g, "match": [True, False]}],
+           "corrupted": {"protocol": "query", "corruption": "gaussian_noise", "severity": 5, "pass": 0,
+                         "lists": [{"gallery": g[::-1], "match": [False, True]}]}}
+    clean, noisy = record_rows(rec, 4, prefix="A ")
+    assert (clean["label"], noisy["label"]) == ("A q1 clean", "A q1 gaussian noise s5 (q)")
+    assert torch.equal(clean["query"], load_crop(str(root), q))
+    assert not torch.equal(noisy["query"], clean["query"])
+    assert all(torch.equal(a, load_crop(str(root), p)) for a, p in zip(noisy["gallery"], g[::-1]))
+    rec["corrupted"]["protocol"] = "both"
+    both = record_rows(rec, 4)[1]
+    assert both["label"] == "q1 gaussian noise s5" and not torch.equal(both["gallery"][0], noisy["gallery"][0])
+    assert torch.equal(both["query"], noisy["query"])  # the same per-image seed, whatever the protocol

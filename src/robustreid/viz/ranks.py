@@ -55,6 +55,13 @@ def describe(record: Dict[str, Any]) -> str:
     return what
 
 
+def _short(cor: Dict[str, Any]) -> str:
+    """"fog s3" / "mix pass 0" (+ " (q)" when only the query was corrupted): the label of a corrupted row."""
+    s = f"mix pass {cor['pass']}" if cor["corruption"] == MIX else \
+        f"{cor['corruption'].replace('_', ' ')} s{cor['severity']}"
+    return s + (" (q)" if cor.get("protocol", "both") == "query" else "")
+
+
 def record_rows(record: Dict[str, Any], n_queries: int, prefix: str = "") -> List[Dict[str, Any]]:
     """Rows for :func:`ranks_image`: per query its clean list, then its corrupted list (query, and gallery
     when the protocol corrupted it, re-made with the benchmark's per-image seeds). Raises OSError / ValueError /
@@ -74,7 +81,7 @@ def record_rows(record: Dict[str, Any], n_queries: int, prefix: str = "") -> Lis
         gimgs = [load_crop(root, p) for p in lst["gallery"]]
         if cor.get("protocol", "both") == "both":
             gimgs = t.apply(gimgs, lst["gallery"])
-        rows.append({"label": f"{prefix}q{i + 1} corrupted", "query": t.apply([q], [rel])[0], "gallery": gimgs,
+        rows.append({"label": f"{prefix}q{i + 1} {_short(cor)}", "query": t.apply([q], [rel])[0], "gallery": gimgs,
                      "match": lst["match"]})
     return rows
 
