@@ -17,6 +17,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from . import plots
+from .sheet import palette_png
 
 METHODS = ("tsne", "umap")
 
@@ -118,7 +119,7 @@ def embedding_figure(em: EmbeddingMap, *, title: str = "", method: str = "t-SNE"
         if title:
             fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
         fig.tight_layout()
-        return plots.fig_to_png(fig)
+        return palette_png(plots.fig_to_png(fig))
 
 
 def _draw_map(ax, em: EmbeddingMap, colour) -> None:

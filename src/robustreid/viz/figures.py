@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -156,7 +155,3 @@ def embed_figure(model: nn.Module, name: str, ds, root: Optional[str], variants:
                "and corrupted embedding, with the clean same-identity and other-identity distances as yardsticks: "
                "a bar past the red line moves a person farther than the average stranger.")
     return png, caption, em
-
-
-def mean_displacements(em) -> Dict[str, float]:
-    return {v: float(np.mean(d)) for v, d in em.displacement.items()}

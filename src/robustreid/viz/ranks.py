@@ -26,6 +26,7 @@ from ..robustness.extract import read_image_any
 from ..robustness.protocols import MIX, relative_path
 from ..robustness.runner import topk_ranking
 from . import plots
+from .sheet import palette_png
 
 
 def load_crop(root: Optional[str], rel: str):
@@ -102,7 +103,8 @@ def compare_rows(records: Sequence[Dict[str, Any]], n_queries: int) -> List[Dict
 
 
 def ranks_image(rows: Sequence[Dict[str, Any]], title: str, k: int = 10) -> bytes:
-    return plots.ranked_list_image(rows, title=title, k=k)
+    """The rows drawn by :func:`robustreid.viz.plots.ranked_list_image`, as a 256-colour PNG."""
+    return palette_png(plots.ranked_list_image(rows, title=title, k=k))
 
 
 # ------------------------------------------------------------------------------------- records from a checkpoint
