@@ -202,7 +202,7 @@ def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], 
         raise ValueError(f"exporter: expected one of {EXPORTERS}, got {exporter!r}")
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input dtype: expected one of {INPUT_DTYPES}, got {input_dtype!r}")
-    onnx, _ = _onnx_modules()
+    _onnx_modules()  # a clear ImportError before any work
     model, identity, source = load_with_identity(checkpoint)
     model = model.float().cpu().eval()
     core = unwrap(model)
@@ -221,7 +221,8 @@ def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], 
                              " (try --exporter torchscript)")) from None
     n_bn_before = sum(n.op_type == "BatchNormalization" for n in proto.graph.node)
     proto, folded = fold_batchnorm(proto)
-    feat_dim = int(proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
+    feat_dim = int(proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value) or \
+        int(session(proto.SerializeToString()).run(None, {"images": example.numpy()})[0].shape[1])
     meta = {"robustreid.format": FORMAT, "robustreid.model_identity": identity, "robustreid.source": source,
             "robustreid.input_size": json.dumps(list(size)), "robustreid.input_dtype": input_dtype,
             "robustreid.feat_dim": str(feat_dim), "robustreid.exporter": exporter, "robustreid.precision": "fp32",
