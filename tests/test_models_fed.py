@@ -210,7 +210,7 @@ def _ddp_worker(rank, world, port, dataset, out, result_dir):
     D.cleanup()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(600)  # two processes; a few seconds on an idle 2-core machine
 def test_bank_identical_on_two_gloo_ranks(dataset, tmp_path):
     train_only = ReidDataset("fake", dataset.train, [], [], dataset.root)  # no final evaluation (and its broadcast)
     res = tmp_path / "res"
@@ -361,6 +361,25 @@ def test_vit_variant_class_token_or_first_patch_token():
             out, {"pids": torch.tensor([0, 1])})
         loss.backward()
         assert model.fdm.attn.q.weight.grad is not None
+
+
+def test_presets_load_and_the_lite0_variant_trains_a_step():
+    from robustreid.engine.config import load_train_config
+
+    for preset in ("fed_vit_b", "fed_lite0", "fed_lite0_oem", "fed_lite0_npo"):
+        cfg = load_train_config(preset)
+        assert cfg.data.dataset == "occluded_duke" and any(a["name"] == "npo" for a in cfg.data.augs), preset
+    cfg = load_train_config("fed_lite0", ["model.pretrained="])
+    assert cfg.model.backbone == "efficientnet_lite0" and cfg.model.method_kwargs["stripe_dim"] == 256
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 3).train()
+    x = torch.rand(2, 3, *cfg.model.input_size)
+    pids = torch.tensor([0, 2])
+    out = model(x, clean_images=x.flip(-1), pids=pids)
+    loss, parts = build_losses(cfg.losses)(out, {"pids": pids, "stripe_targets": torch.ones(2, 4)})
+    loss.backward()
+    assert set(parts) == {"fed_oem", "fed_id", "fed_fdm_id", "fed_global_id", "fed_bank", "fed_fdm_bank"}
+    assert out["feat"].shape == (2, 4 * 256) and model.fdm.attn.kv.weight.grad is not None
 
 
 # ---------------------------------------------------------------- smoke: train on a tiny synthetic occluded set
