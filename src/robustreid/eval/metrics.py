@@ -407,14 +407,16 @@ def check_informative(qf: torch.Tensor, gf: torch.Tensor, metric: str) -> None:
     if qf.shape[1] == 0:
         raise ValueError(f"features have dimension 0 ({qf.shape[0]}×0 query, {gf.shape[0]}×0 gallery): there is "
                          f"nothing to rank by")
-    if gf.shape[0] > 1 and bool((gf == gf[0]).all()):
-        also = " (the query rows too)" if bool((qf == gf[0]).all()) else ""
+    # reductions only (no N×D temporaries): rows are all equal iff every column's min equals its max
+    if gf.shape[0] > 1 and bool((gf.amin(0) == gf.amax(0)).all()):
+        same_q = qf.shape[0] and bool((qf.amin(0) == gf[0]).all()) and bool((qf.amax(0) == gf[0]).all())
+        also = " (the query rows too)" if same_q else ""
         raise ValueError(f"all {gf.shape[0]} gallery feature rows are equal{also}: the features carry no "
                          f"information and every ranking would follow the gallery order alone (is the model "
                          f"trained, and are its weights intact?)")
     if metric == "cosine":
         for name, t in (("query_features", qf), ("gallery_features", gf)):
-            zero = int((t.abs().amax(dim=1) == 0).sum()) if t.shape[0] else 0
+            zero = int((torch.linalg.vector_norm(t, dim=1) == 0).sum()) if t.shape[0] else 0
             if zero:
                 raise ValueError(f"{name}: {zero} row{'s' if zero > 1 else ''} of {t.shape[0]} "
                                  f"{'are' if zero > 1 else 'is'} all zero: cosine similarity is undefined for a "
