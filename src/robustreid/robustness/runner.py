@@ -545,12 +545,15 @@ _PINNED = ("dataset", "seed", "flip", "mix_corruptions", "mix_severities", "max_
 def dataset_fingerprint(samples, root) -> str:
     """A cheap fingerprint of the evaluated files: sha256 of every (relative path, size) in order, no reading."""
     h = hashlib.sha256()
+    prefix = os.path.join(str(root), "") if root else None
     for s in samples:
         try:
             size = os.stat(s.path).st_size
         except OSError:
             size = -1
-        h.update(f"{relative_path(s.path, root)}\0{size}\0{s.pid}\0{s.camid}\n".encode())
+        p = str(s.path)  # relative to the root: a plain prefix cut when it is one (relpath is slow at 20k files)
+        rel = p[len(prefix):].replace("\\", "/") if prefix and p.startswith(prefix) else relative_path(p, root)
+        h.update(f"{rel}\0{size}\0{s.pid}\0{s.camid}\n".encode())
     return h.hexdigest()[:16]
 
 
