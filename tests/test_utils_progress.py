@@ -94,3 +94,15 @@ def test_corrupt_writer_progress_in_a_log_is_lines(tmp_path, capsys, monkeypatch
     assert "\r" not in err
     lines = [line for line in err.splitlines() if line.startswith("corrupt ")]
     assert 1 <= len(lines) <= 3 and "100%" in lines[-1]
+
+
+def test_every_bar_goes_through_the_helper():
+    """No module builds a tqdm bar itself (it would flood logs with frames): they all call progress_bar."""
+    from pathlib import Path
+
+    import robustreid
+
+    pkg = Path(robustreid.__file__).parent
+    direct = [str(f.relative_to(pkg)) for f in pkg.rglob("*.py")
+              if f.name != "progress.py" and "tqdm" in f.read_text(encoding="utf-8")]
+    assert direct == [], f"use robustreid.utils.progress.progress_bar instead of tqdm in {direct}"

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..engine.extract import forward_features, resize_batch
 from ..export.identity import load_with_identity, short_id
+from ..utils.progress import progress_bar
 
 
 def _unit(f: np.ndarray) -> np.ndarray:
@@ -68,9 +69,7 @@ class Embedder:
         loader = build_loader(samples, batch_size=self.batch_size, size=self.input_size, train=False)
         own = bar is None and progress
         if own:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(samples), desc=desc, unit="img", dynamic_ncols=True)
+            bar = progress_bar(total=len(samples), desc=desc, unit="img")
         out: List[np.ndarray] = []
         for batch in loader:
             out.append(self.embed(batch["images"]))

@@ -22,6 +22,7 @@ import torch
 
 from ..eval.index import GalleryIndex
 from ..export.identity import short_id
+from ..utils.progress import progress_bar
 from .embedder import Embedder, check_same_model, open_embedder
 
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -92,9 +93,7 @@ def embed_resumable(embedder: Embedder, paths: Sequence[str], parts: Optional[Un
     atomic_write_text(marker, json.dumps({"job": job, "rows": len(paths), "chunk": chunk}))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(paths), desc=desc, unit="img", dynamic_ncols=True)
+        bar = progress_bar(total=len(paths), desc=desc, unit="img")
     out = []
     for i, start in enumerate(range(0, len(paths), chunk)):
         f = parts / f"{i:06d}.npy"
