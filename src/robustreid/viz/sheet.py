@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class Row:
 def row_overlays(images: Sequence[torch.Tensor], maps: torch.Tensor, captions: Sequence[str], *,
                  bands: bool = False) -> List[Cell]:
     """Cells of one row (the versions of one query): the maps scaled together (one maximum for the row, so a
-    weaker response shows darker; stripe scores are shown as they are, in [0, 1])."""
+    weaker response shows darker; stripe scores are shown as they are, in [0, 1]). Long captions wrap."""
+    captions = [textwrap.fill(c, 16) for c in captions]
     h, w = images[0].shape[-2:]
     if bands:
         heat = upsample(maps[:, :, :1], (h, w))
@@ -65,7 +67,8 @@ def grid_figure(rows: Sequence[Row], *, title: str = "", note: str = "", cell_w:
     nr = len(rows)
     nc = max((len(r.cells) for r in rows), default=1)
     h0, w0 = rows[0].cells[0].image.shape[:2]
-    img_h, gap, left, wspace = cell_w * h0 / max(w0, 1), 0.24, 1.6, 0.06
+    lines = max((c.caption.count("\n") + 1 for r in rows for c in r.cells), default=1)
+    img_h, gap, left, wspace = cell_w * h0 / max(w0, 1), 0.14 + 0.11 * lines, 1.6, 0.06
     top, bottom = 0.5, 0.3 if note else 0.06
     fig_w = left + cell_w * (nc + (nc - 1) * wspace) + 0.1
     fig_h = nr * img_h + (nr - 1) * gap + top + bottom
