@@ -148,3 +148,13 @@ def merge_mask(batch: Batch, mask: torch.Tensor) -> torch.Tensor:
     if isinstance(old, torch.Tensor) and old.shape == mask.shape:
         return torch.maximum(old.to(mask), mask)
     return mask
+
+
+def fill_region(batch: Batch, x: torch.Tensor, mask: torch.Tensor, mean: Sequence[float]) -> Batch:
+    """A new batch whose images are ``x`` with the mask's region (1 = occluded; N×1×H×W) set to the per-channel
+    ``mean``, and whose ``occ_mask`` is that mask merged with any already there; ``batch`` is not modified."""
+    fill = channel_fill(mean, x)
+    new = dict(batch)
+    new["images"] = torch.where(mask.bool(), fill.expand_as(x), x)
+    new["occ_mask"] = merge_mask(batch, mask)
+    return new

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ...utils.seed import derive_seed
-from ._util import Batch, channel_fill, check_batch, merge_mask, randint
+from ._util import Batch, check_batch, fill_region, randint
 from .base import AUGMENTATIONS, AugContext
 
 
@@ -127,11 +127,7 @@ class SlowDropBlock:
         top, left = randint(g, 0, H - rh), randint(g, 0, W - rw)
         mask = x.new_zeros((n, 1, H, W))
         mask[..., top:top + rh, left:left + rw] = 1
-        fill = channel_fill(self.mean or tuple(ctx.mean), x)
-        new = dict(batch)
-        new["images"] = torch.where(mask.bool(), fill.expand_as(x), x)
-        new["occ_mask"] = merge_mask(batch, mask)
-        return new
+        return fill_region(batch, x, mask, self.mean or tuple(ctx.mean))
 
     def __repr__(self) -> str:
         return f"SlowDropBlock(h_ratio={self.h_ratio}, w_ratio={self.w_ratio}, every={self.every})"

@@ -21,8 +21,8 @@ from typing import Optional, Sequence
 import torch
 
 from ._util import (
-    Batch, as_range, as_triple, beta_a1, channel_fill, check_batch, check_prob, merge_mask, normal_fill, rand,
-    randint_upto, rect_mask, sample_rects,
+    Batch, as_range, as_triple, beta_a1, channel_fill, check_batch, check_prob, fill_region, merge_mask, normal_fill,
+    rand, randint_upto, rect_mask, sample_rects,
 )
 from .base import AUGMENTATIONS, AugContext
 
@@ -114,11 +114,7 @@ class BatchRandomErasing:
         if not bool(ok[0]) or float(rand(g, 1)[0]) >= self.p:
             h = w = torch.zeros(1, dtype=torch.long)
         mask = rect_mask(top, left, h, w, H, W, device=x.device).to(x.dtype).expand(n, 1, H, W).contiguous()
-        fill = channel_fill(self.mean or tuple(ctx.mean), x)
-        new = dict(batch)
-        new["images"] = torch.where(mask.bool(), fill.expand_as(x), x)
-        new["occ_mask"] = merge_mask(batch, mask)
-        return new
+        return fill_region(batch, x, mask, self.mean or tuple(ctx.mean))
 
     def __repr__(self) -> str:
         return f"BatchRandomErasing(p={self.p}, area={self.area}, aspect={self.aspect})"
