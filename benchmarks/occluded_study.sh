@@ -44,62 +44,19 @@ if [ ${#PRESETS[@]} -eq 0 ]; then
     PRESETS=(bot_lite0 bot_lite0_batch_erasing bot_lite0_batch_dropblock bot_lite0_slow_dropblock bot_lite0_igo
              igoas_lite0 pcb_lite0)
 fi
-SYNTH="$OUT/data/synth_occluded"
-mkdir -p "$OUT/logs"
-stamp() { date -u +%H:%M:%S; }
-has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=occluded_common.sh
+source "$HERE/occluded_common.sh"
 need() { [ -d "$1" ] || { echo "occluded_study: dataset folder $1 not found (set OCC / MARKET / DUKE)" >&2; exit 2; }; }
-
-# train PRESET on DATASET at ROOT into OUT/DATASET/models/PRESET (resumable)
-train_one() {
-    local p=$1 ds=$2 root=$3 m="$OUT/$2/models/$1" log="$OUT/logs/train_$2_$1.log"
-    if [ -f "$m/train.log" ] && grep -q ' done: {' "$m/train.log"; then
-        echo "[$(stamp)] $ds/$p: trained"
-    elif [ -f "$m/state.pt" ]; then  # half-trained: its own config.yaml carries the preset and the overrides
-        echo "[$(stamp)] $ds/$p: resuming training"
-        robustreid train --resume --out "$m" >> "$log" 2>&1
-    else
-        echo "[$(stamp)] $ds/$p: training"
-        (set -f; robustreid train "$p" $TRAIN_ARGS data.dataset="$ds" data.root="$root" train.threads="$THREADS" \
-            --out "$m" >> "$log" 2>&1)
-    fi
-}
-
-# benchmark OUT/DATASET/models/PRESET: clean + mix (3 passes) and, unless "clean", the occlusion family
-bench_one() {
-    local p=$1 ds=$2 root=$3 what=${4:-full} m="$OUT/$2/models/$1" log="$OUT/logs/bench_$2_$1.log"
-    if [ "$what" = clean ]; then
-        echo "[$(stamp)] $ds/$p: clean"
-        robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
-            --protocols clean --no-progress >> "$log" 2>&1
-        return
-    fi
-    echo "[$(stamp)] $ds/$p: clean + corruption mix (3 passes; query / gallery / both)"
-    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
-        --mode mix --mix-passes 3 --no-progress >> "$log" 2>&1
-    echo "[$(stamp)] $ds/$p: occlusion family, severities $OCC_SEVERITIES"
-    robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/occlusion/$p" \
-        --mode sweep --corruptions occlusion --severities "$OCC_SEVERITIES" --no-progress >> "$log" 2>&1
-}
 
 if has occluded; then
     need "$OCC"
-    for p in "${PRESETS[@]}"; do
-        train_one "$p" occluded_duke "$OCC"
-        bench_one "$p" occluded_duke "$OCC"
-    done
+    study_on occluded_duke "$OCC"
 fi
 
 if has synthetic; then
-    if [ ! -f "$SYNTH/manifest.json" ] && [ ! -d "$SYNTH/query" ]; then
-        echo "[$(stamp)] synthetic occluded set: $SYNTH_IDS identities"
-        robustreid synth --out "$SYNTH" --identities "$SYNTH_IDS" --cameras 6 --images-per-id 12 --seed 0 \
-            --occluded >> "$OUT/logs/synth.log" 2>&1
-    fi
-    for p in "${PRESETS[@]}"; do
-        train_one "$p" synthetic "$SYNTH"
-        bench_one "$p" synthetic "$SYNTH"
-    done
+    make_synth
+    study_on synthetic "$SYNTH"
 fi
 
 if has holistic; then
