@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import List
 
@@ -152,3 +154,25 @@ def provides(module, name: str) -> bool:
     except (AttributeError, ImportError):
         return False
     return True
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a test's Gloo process group."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join_gloo_env(rank: int, world: int, port: int) -> None:
+    """In a spawned test process: the torchrun-style environment of ``rank`` among ``world`` on ``port``, one torch
+    thread, and the data stand-ins for what ``robustreid.data`` does not provide yet."""
+    import torch
+
+    import robustreid.data as data
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    for name, fn in STANDINS:
+        if not provides(data, name):
+            setattr(data, name, fn)

@@ -2,34 +2,19 @@
 evaluation gathers every feature to rank 0, only rank 0 writes files."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from engine_support import make_dataset, tiny_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from engine_support import free_port, join_gloo_env, make_dataset, tiny_config
 
 
 def _worker(rank, world, port, dataset, out, result_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    import robustreid.data as data
-    from engine_support import STANDINS, provides
+    join_gloo_env(rank, world, port)
     from robustreid.engine import distributed as D
     from robustreid.engine.trainer import Trainer
-
-    for name, fn in STANDINS:
-        if not provides(data, name):
-            setattr(data, name, fn)
 
     seen = []
 
@@ -57,7 +42,7 @@ def test_two_gloo_processes(tmp_path):
     dataset = make_dataset(tmp_path / "data", train_ids=8, test_ids=3)
     out, res_dir = tmp_path / "run", tmp_path / "res"
     res_dir.mkdir()
-    mp.spawn(_worker, args=(2, _free_port(), dataset, str(out), str(res_dir)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), dataset, str(out), str(res_dir)), nprocs=2, join=True)
     r0 = torch.load(res_dir / "rank0.pt", weights_only=True)
     r1 = torch.load(res_dir / "rank1.pt", weights_only=True)
     assert r0["world"] == r1["world"] == 2

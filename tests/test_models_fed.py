@@ -4,7 +4,6 @@ FDM/bank, the inference feature, and a smoke training + `robustreid eval` on a t
 
 import io
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-from engine_support import install_data_standins, make_dataset, tiny_config
+from engine_support import free_port, install_data_standins, join_gloo_env, make_dataset, tiny_config
 from robustreid.data.sample import ReidDataset
 from robustreid.losses import build_losses
 from robustreid.models import ModelConfig, build_model
@@ -180,24 +179,11 @@ def test_resume_continues_the_bank_exactly(dataset, tmp_path):
     assert not torch.equal(a["bank"], half)  # the resumed part moved the saved bank on (it was not re-initialised)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, dataset, out, result_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    import robustreid.data as data
-    from engine_support import STANDINS, provides
+    join_gloo_env(rank, world, port)
     from robustreid.engine import distributed as D
     from robustreid.engine.trainer import train
 
-    for name, fn in STANDINS:
-        if not provides(data, name):
-            setattr(data, name, fn)
     banks, pids = [], []
 
     def record(trainer, epoch, it):  # after every step: this rank's bank (DDP re-broadcasts buffers each forward)
@@ -215,7 +201,7 @@ def test_bank_identical_on_two_gloo_ranks(dataset, tmp_path):
     train_only = ReidDataset("fake", dataset.train, [], [], dataset.root)  # no final evaluation (and its broadcast)
     res = tmp_path / "res"
     res.mkdir()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), train_only, str(tmp_path / "run"), str(res)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), train_only, str(tmp_path / "run"), str(res)), nprocs=2, join=True)
     b0 = torch.load(res / "rank0.pt", weights_only=True)["banks"]
     b1 = torch.load(res / "rank1.pt", weights_only=True)["banks"]
     assert b0.shape[0] == 2 and torch.equal(b0, b1)  # ranks see disjoint identities, yet hold the same bank
