@@ -101,7 +101,7 @@ def palette_png(png: bytes, colours: int = 256) -> bytes:
     with Image.open(io.BytesIO(png)) as im:
         q = im.convert("RGB").quantize(colours, method=Image.Quantize.FASTOCTREE)
     buf = io.BytesIO()
-    q.save(buf, format="PNG", optimize=True)
+    q.save(buf, format="PNG")
     return buf.getvalue()
 
 
