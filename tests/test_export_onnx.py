@@ -115,6 +115,16 @@ def test_parity_check_catches_a_wrong_graph_and_a_collapsed_model(tmp_path):
     rep = check_parity(b, session(tmp_path / "a.onnx"), "uint8", (32, 16))
     assert not rep.ok and any("cosine" in p for p in rep.problems)
 
+    class Collapsed:  # an onnxruntime stand-in whose every row is the same vector
+        def get_inputs(self):
+            return [type("I", (), {"name": "images"})()]
+
+        def run(self, _, feeds):
+            return [np.ones((len(feeds["images"]), 64), np.float32)]
+
+    rep = check_parity(a, Collapsed(), "uint8", (32, 16))
+    assert any("closer than the export error" in p for p in rep.problems)
+
     class Constant(torch.nn.Module):  # every image -> the same embedding
         input_size = (32, 16)
 
