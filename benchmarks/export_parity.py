@@ -75,7 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="real/data/market1501")
     ap.add_argument("--presets", default=",".join(PRESETS))
-    ap.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"])
+    ap.add_argument("--exporter", default="auto", choices=["auto", "torchscript", "dynamo"])
     ap.add_argument("--out", default=None, help="folder for the .onnx files (default: a temporary folder)")
     args = ap.parse_args()
     from robustreid.data import load_dataset
@@ -110,13 +110,14 @@ def main():
         bn = "; ".join(res.fp32.graph.batchnorm_left) or (f"none ({res.fp32.graph.bn_folded} folded)"
                                                           if res.fp32.graph.bn_folded else "none")
         print(f"ROW | {preset} | {type(model).__name__} | {model.config.backbone} | {size[0]}×{size[1]} | "
+              f"{res.exporter} | "
               f"{count_parameters(model) / 1e6:.1f} | {res.feat_dim} | {res.fp32.seconds:.1f} | {total:.1f} | "
               f"{p.max_abs:.2g} | {p.min_cos:.7f} | {p.rankings_identical}/{p.queries} | "
               f"{p.min_pair_difference:.3g} | {bn} | {'yes' if not res.leaked else 'NO'} "
               f"({len(res.training_only)} tensors) | {h.min_cos:.5f} | {h.rankings_identical}/{h.queries} | "
               + " | ".join(f"{v:.2f}" for v in lat) + " |", flush=True)
-    print("\n| preset | model | backbone | input | params (M) | dim | export (s) | export + checks (s) | max abs diff "
-          "| min cosine | top-10 identical | smallest pair diff | BN left | training-only absent | fp16 min cosine | "
+    print("\n| preset | model | backbone | input | exporter | params (M) | dim | export (s) | export + checks (s) "
+          "| max abs diff | min cosine | top-10 identical | smallest pair diff | BN left | training-only absent | fp16 min cosine | "
           "fp16 top-10 identical | torch b1 | torch b32 | ORT b1 | ORT b32 | ORT fp16 b32 |")
 
 

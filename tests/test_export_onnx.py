@@ -140,6 +140,26 @@ def test_parity_check_catches_a_wrong_graph_and_a_collapsed_model(tmp_path):
     assert (tmp_path / "c.onnx").is_file()  # kept for inspection
 
 
+def test_auto_falls_back_to_the_other_exporter(tmp_path, monkeypatch):
+    from robustreid.export import onnx_export
+
+    real, tried = onnx_export._trace, []
+
+    def trace(wrapper, example, exporter, opset):  # TorchScript "cannot" export; the fallback does it
+        tried.append(exporter)
+        if exporter == "torchscript":
+            raise RuntimeError("Unsupported: ONNX export of operator adaptive_avg_pool2d\nlong graph dump")
+        return real(wrapper, example, "torchscript", opset)
+
+    monkeypatch.setattr(onnx_export, "_trace", trace)
+    res = export_onnx(tiny_model("vit"), tmp_path / "m.onnx", check=False)
+    assert tried == ["torchscript", "dynamo"] and res.exporter == "dynamo"
+    assert "adaptive_avg_pool2d; used dynamo" in res.lines()[0] and "graph dump" not in res.lines()[0]
+    tried.clear()
+    with pytest.raises(ExportError, match="torchscript: RuntimeError: Unsupported.*try --exporter dynamo"):
+        export_onnx(tiny_model("vit"), tmp_path / "n.onnx", exporter="torchscript")
+
+
 def test_present_in_finds_a_tensor_or_its_transpose():
     t = torch.arange(6.0).view(2, 3)
     assert present_in([np.zeros(3), t.numpy().T.copy()], t)

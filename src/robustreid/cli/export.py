@@ -18,8 +18,9 @@ def export() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--input", "input_dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
               help="Input pixels: uint8 0..255, or float32 in [0, 1]; normalisation is inside the graph either way.")
-@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
-              help="torch.onnx.export(dynamo=False) or the torch.export-based exporter (slower, the same checks).")
+@click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default="auto", show_default=True,
+              help="torch.onnx.export(dynamo=False), the torch.export-based exporter (slower, the same checks), or "
+                   "auto: TorchScript, falling back to dynamo when an op cannot be exported by it.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 23))
 @click.option("--fp16", is_flag=True, help="Also write an fp16 copy (OUT with .fp16.onnx) with its own parity check.")
 @click.option("--fp16-out", default=None, type=click.Path(dir_okay=False), help="Where to write the fp16 copy.")

@@ -5,9 +5,9 @@ batch, and returns ``embeddings`` B×D: the model's own normalisation is inside 
 the BNNeck is folded (:mod:`robustreid.export.graph`), and only what the eval forward reaches is exported, so
 classifiers and training-only branches are absent (checked against the graph's initializers).
 
-Exporters: ``torchscript`` (``torch.onnx.export(dynamo=False)``, the default while torch ships it: 0.3 s for a
-small ResNet) and ``dynamo`` (``torch.export``-based, the future default: 6-15 s for the same model); the same
-checks run on both.
+Exporters: ``torchscript`` (``torch.onnx.export(dynamo=False)``: 0.3 s for a small ResNet) and ``dynamo``
+(``torch.export``-based, torch's default since 2.9: 6-90 s for the same model here); ``auto`` (the default) tries
+TorchScript and falls back to dynamo when an op has no TorchScript symbolic. The same checks run on both.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class ExportResult:
 
     def lines(self) -> List[str]:
         h, w = self.input_size
-        out = [f"exported {self.source} -> {self.fp32.path} ({self.exporter} exporter, {self.fp32.seconds:.1f} s)",
+        out = [f"exported {self.source} -> {self.fp32.path} ({self.exporter} exporter, {self.fp32.seconds:.1f} s)"
+               + self.fp32.note,
                f"model identity {short_id(self.identity)}; input images B×3×{h}×{w} {self.input_dtype} "
                f"(normalisation inside the graph, dynamic batch) -> embeddings B×{self.feat_dim}"]
         out += self.fp32.graph.lines()
@@ -150,6 +151,21 @@ def _trace(wrapper: nn.Module, example: torch.Tensor, exporter: str, opset: int)
         return prog.model_proto
 
 
+def _trace_any(wrapper: nn.Module, example: torch.Tensor, exporter: str, opset: int, source: str):
+    """(proto, the exporter used, a note); ``auto`` tries TorchScript, then dynamo (e.g. PCB's adaptive pooling to
+    6 stripes of an 8-row map has no TorchScript-ONNX symbolic)."""
+    failures = []
+    for name in (("torchscript", "dynamo") if exporter == "auto" else (exporter,)):
+        try:
+            proto = _trace(wrapper, example, name, opset)
+        except Exception as e:
+            failures.append(f"{name}: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
+            continue
+        return proto, name, (f" ({failures[0]}; used dynamo)" if failures else "")
+    hint = {"torchscript": " (try --exporter dynamo)", "dynamo": " (try --exporter torchscript)"}.get(exporter, "")
+    raise ExportError(f"export of {source} failed: " + "; ".join(failures) + hint)
+
+
 def _set_metadata(model, meta: Dict[str, str]) -> None:
     del model.metadata_props[:]
     for k, v in meta.items():
@@ -189,7 +205,7 @@ def _to_fp16(model):
 
 
 def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], *, input_dtype: str = "uint8",
-                exporter: str = "torchscript", opset: int = 17, fp16: bool = False,
+                exporter: str = "auto", opset: int = 17, fp16: bool = False,
                 fp16_out: Union[str, Path, None] = None, check: bool = True,
                 images: Union[torch.Tensor, Sequence[Union[str, Path]], None] = None,
                 strict: bool = True) -> ExportResult:
@@ -198,8 +214,8 @@ def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], 
     With ``strict`` a failed check raises :class:`ExportError` after writing the file and printing (logging) the
     report (the file is kept for inspection). ``images`` (>= 40 image files, or uint8 N×3×H×W at the model's
     input size) replace the synthetic parity images."""
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter: expected one of {EXPORTERS}, got {exporter!r}")
+    if exporter not in EXPORTERS + ("auto",):
+        raise ValueError(f"exporter: expected auto or one of {EXPORTERS}, got {exporter!r}")
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input dtype: expected one of {INPUT_DTYPES}, got {input_dtype!r}")
     _onnx_modules()  # a clear ImportError before any work
@@ -213,12 +229,7 @@ def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], 
     example = as_input(parity_images(2, size, seed=123), input_dtype)
     t0 = time.perf_counter()
     wrapper = EmbeddingGraph(copy.deepcopy(model)).eval()
-    try:
-        proto = _trace(wrapper, example, exporter, opset)
-    except Exception as e:
-        raise ExportError(f"{exporter} export of {source} failed: {type(e).__name__}: {str(e).splitlines()[0]}"
-                          + (" (try --exporter dynamo)" if exporter == "torchscript" else
-                             " (try --exporter torchscript)")) from None
+    proto, exporter, note = _trace_any(wrapper, example, exporter, opset, source)
     n_bn_before = sum(n.op_type == "BatchNormalization" for n in proto.graph.node)
     proto, folded = fold_batchnorm(proto)
     feat_dim = int(proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value) or \
@@ -235,7 +246,7 @@ def export_onnx(checkpoint: Union[str, Path, nn.Module], out: Union[str, Path], 
     arrays = initializer_arrays(proto)
     leaked = [n for n, t in train_only.items() if present_in(arrays, t)]
     result = ExportResult(identity, source, input_dtype, size, feat_dim, exporter,
-                          PrecisionResult(out, summarize(proto, folded), None, secs),
+                          PrecisionResult(out, summarize(proto, folded), None, secs, note),
                           sorted(train_only), leaked)
     if check:
         result.fp32.parity = check_parity(model, session(out), input_dtype, size, images=images)
