@@ -1,9 +1,10 @@
 """Parity of the noise / blur / digital corruptions (part A) with imagecorruptions 1.1.5, and of the shared
 tensor helpers (_ops) with the scipy / skimage / cv2 functions the reference uses.
 
-Deterministic corruptions: mean absolute difference <= 2.0 (0-255) at every severity. Random ones: mean PSNR vs the
-clean images over 64 images within ±1.0 dB of the reference's at every severity, and the same severity order
-wherever the reference's PSNR is monotone.
+Deterministic corruptions: mean absolute difference <= 2.0 (0-255) at every severity, over 16 of the images (12
+persons, 4 photo crops: the comparison is pixel by pixel, and the reference's zoom blur alone costs seconds per 64).
+Random ones: mean PSNR vs the clean images over 64 images within ±1.0 dB of the reference's at every severity, and
+the same severity order wherever the reference's PSNR is monotone.
 """
 
 import warnings
@@ -64,9 +65,15 @@ def _psnr(a, b):
     return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
 
 
-@pytest.mark.parametrize("name", DETERMINISTIC)
-def test_deterministic_parity(images, name):
+@pytest.fixture(scope="module")
+def few_images(images):
     arr, t = images
+    return arr[::4].copy(), t[::4].contiguous()  # 12 persons + 4 photo crops
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_deterministic_parity(few_images, name):
+    arr, t = few_images
     for s in range(1, 6):
         mad = np.abs(_ours(t, name, s).astype(np.float64) - _reference(arr, name, s)).mean()
         assert mad <= 2.0, f"{name} severity {s}: mean |ours - reference| = {mad:.3f} > 2.0"

@@ -56,6 +56,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..utils.parallel import parallel_map
+
 Number = Union[int, float]
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,7 +65,8 @@ Number = Union[int, float]
 
 
 def chunked(size: int = 16):
-    """Decorator: run a corruption ``fn(images, severity, seeds)`` on CPU batches ``size`` images at a time."""
+    """Decorator: run a corruption ``fn(images, severity, seeds)`` on CPU batches ``size`` images at a time (in
+    parallel over torch's threads, :func:`robustreid.utils.parallel.parallel_map`)."""
 
     def deco(fn):
         @functools.wraps(fn)
@@ -72,7 +75,8 @@ def chunked(size: int = 16):
             if images.device.type != "cpu" or n <= size:
                 return fn(images, severity, seeds)
             seeds = list(seeds)
-            return torch.cat([fn(images[i:i + size], severity, seeds[i:i + size]) for i in range(0, n, size)])
+            parts = parallel_map(lambda i: fn(images[i:i + size], severity, seeds[i:i + size]), range(0, n, size))
+            return torch.cat(parts)
 
         return wrapper
 

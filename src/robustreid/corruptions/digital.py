@@ -133,20 +133,11 @@ def _jpeg_roundtrip(a: np.ndarray, quality: int) -> np.ndarray:
 
 
 @register_corruption("jpeg_compression")
+@chunked(16)
 def jpeg_compression(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
     """Re-encode as JPEG at quality 25/18/15/10/7 with PIL (per image, on the CPU; PIL releases the GIL, so
-    with more than one torch thread the images are spread over that many threads)."""
+    with more than one torch thread the chunks are spread over that many threads)."""
     q = JPEG_QUALITY[severity - 1]
     arr = images.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()
-    out = np.empty_like(arr)
-    workers = min(torch.get_num_threads(), len(arr) // 8)
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, r in enumerate(pool.map(_jpeg_roundtrip, arr, [q] * len(arr))):
-                out[i] = r
-    else:
-        for i, a in enumerate(arr):
-            out[i] = _jpeg_roundtrip(a, q)
+    out = np.stack([_jpeg_roundtrip(a, q) for a in arr])
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(images.device)

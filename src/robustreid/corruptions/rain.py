@@ -34,6 +34,7 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ._ops import chunked
 from .base import image_generator, register_corruption
 from .weather import box_blur_fast
 
@@ -97,6 +98,7 @@ def rain_streak_mask(h: int, w: int, severity: int, seeds: Sequence[int], device
 
 
 @register_corruption("rain")
+@chunked(16)
 def rain(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tensor:
     _, _, k, shift = RAIN_PARAMS[severity]
     n, _, h, w = images.shape

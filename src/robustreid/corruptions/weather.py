@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._ops import gaussian_blur, motion_blur, rgb_to_gray, to_uint8_255
+from ._ops import chunked, gaussian_blur, motion_blur, rgb_to_gray, to_uint8_255
 from .base import image_generator, register_corruption
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -77,6 +77,7 @@ def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
 
 
 @register_corruption("snow")
+@chunked(16)
 def snow(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tensor:
     loc, scale, zoom, thr, radius, sigma, blend = _SNOW[severity - 1]
     n, _, h, w = images.shape
@@ -158,6 +159,7 @@ def plasma_fractal(mapsize: int, wibbledecay: float, seeds: Sequence[int], devic
 
 
 @register_corruption("fog")
+@chunked(16)
 def fog(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tensor:
     strength, decay = _FOG[severity - 1]
     n, _, h, w = images.shape
@@ -258,6 +260,7 @@ def _frost_rescaled(source: str, idx: int, h: int, w: int) -> torch.Tensor:
 
 
 @register_corruption("frost")
+@chunked(16)
 def frost(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tensor:
     ci, cf = _FROST[severity - 1]
     n, _, h, w = images.shape
@@ -396,6 +399,7 @@ _EMBOSS = torch.tensor([[-2., -1., 0.], [-1., 1., 1.], [0., 1., 2.]])
 
 
 @register_corruption("spatter")
+@chunked(16)
 def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tensor:
     loc, scale, sigma, thr, intensity, mode = _SPATTER[severity - 1]
     n, _, h, w = images.shape

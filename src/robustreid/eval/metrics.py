@@ -22,12 +22,14 @@ q×g integer matrix, no full sort.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ..utils.parallel import in_worker, parallel_map
 from .distance import BlockDistance, as_tensor, check_metric, prepare_features
 
 DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
@@ -188,6 +190,23 @@ def _float_key(vals: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cb: i
     return (rows << (32 + cb)) + (u.to(torch.int64) << cb) + cols
 
 
+def _candidate_keys_cpu(Dflat: np.ndarray, f: np.ndarray, r0: int, r1: int, g: int, cb: int) -> np.ndarray:
+    """Sorted :func:`_float_key` s of the candidates ``f`` (flat indices into the c×g block, ascending, rows r0..r1)
+    with numpy: ``row·2^(32+cb) + u·2^cb + col`` is written ``row·(2^(32+cb) - g) + f + u·2^cb`` (col = f - row·g),
+    so no division and a few in-place passes (3-4x faster than the torch expression on the CPU)."""
+    vals = np.take(Dflat, f)
+    vals += 0.0  # -0.0 -> +0.0
+    u = vals.view(np.int32)
+    u ^= (u >> 31) & 0x7FFFFFFF  # signed int order == float order
+    key = u.astype(np.int64)
+    key <<= cb
+    key += f
+    counts = np.diff(np.searchsorted(f, np.arange(r0, r1 + 2, dtype=np.int64) * g))
+    key += np.repeat(np.arange(r0, r1 + 1, dtype=np.int64) * ((1 << (32 + cb)) - g), counts)
+    key.sort()  # numpy's vectorised quicksort; the keys are unique, so stability does not matter
+    return key
+
+
 def _sort_keys(key: torch.Tensor) -> torch.Tensor:
     if key.device.type == "cpu":
         # numpy's vectorised (AVX-512 / AVX2) quicksort is several times faster than torch's CPU sort; the keys
@@ -239,7 +258,10 @@ def _rank_block(D: torch.Tensor, a: int, lab: _Labels, acc: _Accumulator, mask_b
         if lab.gjunk_cols.numel():
             D.index_fill_(1, lab.gjunk_cols, math.inf)
     mask = torch.le(D, thr.unsqueeze(1), out=mask_buf[: c * g].view(c, g))
-    flat = mask.view(-1).nonzero().squeeze(1)
+    if dev.type == "cpu":  # numpy's flatnonzero is several times faster than torch's nonzero on the CPU
+        flat = torch.from_numpy(np.flatnonzero(mask.numpy()))
+    else:
+        flat = mask.view(-1).nonzero().squeeze(1)
     del mask
     Dflat = D.view(-1)
     if fast:
@@ -250,14 +272,17 @@ def _rank_block(D: torch.Tensor, a: int, lab: _Labels, acc: _Accumulator, mask_b
         ppre = pkey >> cb
         spre = torch.sort(ppre).values
         npos_same = torch.searchsorted(spre, ppre, right=True) - torch.searchsorted(spre, ppre)
+        on_cpu = dev.type == "cpu"
         for s, e in _row_bounds(flat, c, g, slice_cap):
             f = flat[s:e]
-            rows = torch.div(f, g, rounding_mode="floor")
-            key = _float_key(Dflat[f], rows, f - rows * g, cb)
-            r0, r1 = int(rows[0]), int(rows[-1])
-            del f, rows
-            skey = _sort_keys(key).to(dev)
-            del key
+            r0, r1 = int(f[0]) // g, int(f[-1]) // g
+            if on_cpu:
+                skey = torch.from_numpy(_candidate_keys_cpu(Dflat.numpy(), f.numpy(), r0, r1, g, cb))
+            else:
+                rows = torch.div(f, g, rounding_mode="floor")
+                skey = _sort_keys(_float_key(Dflat[f], rows, f - rows * g, cb))
+                del rows
+            del f
             sel = (pq >= r0) & (pq <= r1)
             # the smallest possible key of a row: row << (32 + cb) - 2**(31 + cb)
             row_lo = (pq[sel] << (32 + cb)) - (1 << (31 + cb))
@@ -366,14 +391,28 @@ def _finish(acc: _Accumulator, max_rank: int, nq: int, tpr: Optional[Dict[float,
                       num_tied_queries=int(acc.tied.sum()))
 
 
+def _plan(nq: int, ng: int, budget: int, itemsize: int, device, tpr_at_fpr) -> Tuple[int, int]:
+    """(rows per query block, worker threads). On the CPU the blocks are spread over torch's threads
+    (:func:`~robustreid.utils.parallel.parallel_map`: each worker computes its own block's distances with one BLAS
+    thread and ranks it), each worker with its share of the memory budget; one worker on CUDA and for TPR@FPR (its
+    top-k merge is sequential)."""
+    workers = torch.get_num_threads() if device.type == "cpu" and not tpr_at_fpr and not in_worker() else 1
+    rows = min(max(nq, 1), _rows_per_block(ng, budget // workers, itemsize), _max_rows_fast(ng))
+    if workers > 1:
+        rows = min(rows, -(-nq // workers))  # at least one block per worker
+    return rows, workers
+
+
 def _run(nq: int, ng: int, block_fn, dtype, lab: _Labels, *, max_rank: int, device, tpr_at_fpr,
-         memory_budget: Optional[int]) -> EvalResult:
+         memory_budget: Optional[int], block_buffer: bool = False) -> EvalResult:
+    """``block_fn(a, b, buf)`` returns the b-a × ng ranking keys of queries a..b (it may write them into ``buf``, a
+    per-thread flat buffer of rows × ng when ``block_buffer``)."""
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     budget = int(memory_budget) if memory_budget else DEFAULT_MEMORY_BUDGET
     itemsize = torch.empty(0, dtype=dtype).element_size()
-    rows = min(max(nq, 1), _rows_per_block(ng, budget, itemsize), _max_rows_fast(ng))
-    slice_cap = max(ng, budget // 4 // 96)
+    rows, workers = _plan(nq, ng, budget, itemsize, torch.device(device), tpr_at_fpr)
+    slice_cap = max(ng, budget // workers // 4 // 96)
     acc = _Accumulator(nq, device)
     fprs = None
     negk = None
@@ -382,14 +421,19 @@ def _run(nq: int, ng: int, block_fn, dtype, lab: _Labels, *, max_rank: int, devi
         same_per_q = torch.bincount(lab.same_q, minlength=nq) if lab.same_q.numel() else torch.zeros(nq)
         num_neg = int(nq * (ng - lab.gjunk_cols.numel()) - int(same_per_q.sum()))
         negk = _NegTopK(int(math.floor(max(fprs) * num_neg + 1e-9)) + 1, dtype, device)
-    mask_buf = torch.empty(rows * ng, dtype=torch.bool, device=device)
-    for a in range(0, nq, rows):
+    scratch = threading.local()  # each worker's block and mask buffers, made once
+
+    def one_block(a: int) -> None:
+        if not hasattr(scratch, "mask"):
+            scratch.mask = torch.empty(rows * ng, dtype=torch.bool, device=device)
+            scratch.buf = torch.empty(rows * ng, dtype=dtype, device=device) if block_buffer else None
         b = min(nq, a + rows)
-        D = block_fn(a, b)
-        _rank_block(D, a, lab, acc, mask_buf, slice_cap)
+        D = block_fn(a, b, scratch.buf)
+        _rank_block(D, a, lab, acc, scratch.mask, slice_cap)
         if negk is not None:
             negk.update(D, a, lab)
-        del D
+
+    parallel_map(one_block, range(0, nq, rows), threads=workers)
     tpr = negk.result(fprs, num_neg) if negk is not None else None
     return _finish(acc, max_rank, nq, tpr)
 
@@ -456,15 +500,13 @@ def evaluate(query_features, gallery_features, query_pids, gallery_pids, query_c
                        device=device, memory_budget=memory_budget)
         return evaluate_distances(dist, query_pids, gallery_pids, query_camids, gallery_camids, max_rank=max_rank,
                                   device=device, tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget)
-    budget = int(memory_budget) if memory_budget else DEFAULT_MEMORY_BUDGET
-    rows = min(max(qf.shape[0], 1), _rows_per_block(gf.shape[0], budget, 4), _max_rows_fast(gf.shape[0]))
-    buf = torch.empty(rows * gf.shape[0], dtype=torch.float32, device=device)
+    ng = gf.shape[0]
 
-    def block(a, b):
-        return bd.block(a, b, out=buf[: (b - a) * gf.shape[0]].view(b - a, gf.shape[0]))
+    def block(a, b, buf):
+        return bd.block(a, b, out=buf[: (b - a) * ng].view(b - a, ng))
 
-    return _run(qf.shape[0], gf.shape[0], block, torch.float32, lab, max_rank=max_rank, device=device,
-                tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget)
+    return _run(qf.shape[0], ng, block, torch.float32, lab, max_rank=max_rank, device=device,
+                tpr_at_fpr=tpr_at_fpr, memory_budget=memory_budget, block_buffer=True)
 
 
 @torch.no_grad()
@@ -485,7 +527,7 @@ def evaluate_distances(distmat, query_pids, gallery_pids, query_camids, gallery_
     nq, ng = dist.shape
     lab = _Labels(query_pids, gallery_pids, query_camids, gallery_camids, nq, ng, device)
 
-    def block(a, b):
+    def block(a, b, buf):
         # a private copy: the TPR pass writes into the block
         return dist[a:b].to(device=device, copy=True).contiguous()
 
