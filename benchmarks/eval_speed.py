@@ -16,6 +16,15 @@ RSS at its start (the inputs are already resident). Linux only.
 
     python benchmarks/eval_speed.py                       # Market-1501 scale
     python benchmarks/eval_speed.py --scale msmt --only matmul,ours --chunked
+
+Real data instead of synthetic features: ``--root`` takes a dataset's query and gallery (their real pids and
+cameras, junk and distractors included) and describes every crop by striped colour histograms
+(``benchmarks/color_histogram.py``: 4 stripes × 8³ bins = 2048-d, Hellinger-normalised), a weak descriptor whose
+positives rank far down, so that the ranking has many candidates to order; ``--features`` takes a feature file
+written by ``robustreid extract`` (a real model's embeddings). ``--cache`` keeps the histograms of ``--root``
+between runs (decoding 19,281 Market crops takes a while):
+
+    python benchmarks/eval_speed.py --root real/data/market1501 --only matmul,ours --threads 1 --repeat 5
 """
 
 from __future__ import annotations
@@ -72,6 +81,39 @@ def make_data(nq, ng, nid, dim, noise, seed=0):
     gf = centers[gp]
     gf += noise * rng.standard_normal((ng, dim), dtype=np.float32)
     return qf, gf, qp, gp, qc, gc_
+
+
+def real_data(root, dataset, cache=None):
+    """(qf, gf, q_pids, g_pids, q_camids, g_camids) of a dataset's query and gallery, described by 2048-d striped
+    colour histograms (4 stripes × 8³ bins) at 128×64."""
+    import os
+    import sys
+
+    if cache and os.path.exists(cache):
+        with np.load(cache) as z:
+            return tuple(z[k] for k in ("qf", "gf", "qp", "gp", "qc", "gc"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from color_histogram import features
+
+    from robustreid.data import load_dataset
+
+    ds = load_dataset(dataset, root)
+    out = [features(ds.query, (128, 64), 8, 4).numpy(), features(ds.gallery, (128, 64), 8, 4).numpy()]
+    for attr in ("pid", "camid"):
+        out += [np.array([getattr(s, attr) for s in ds.query]), np.array([getattr(s, attr) for s in ds.gallery])]
+    out = tuple(out)
+    if cache:
+        np.savez(cache, **dict(zip(("qf", "gf", "qp", "gp", "qc", "gc"), out)))
+    return out
+
+
+def feature_file(path):
+    from robustreid.eval.features import load_features
+
+    fs = load_features(path)
+    q, g = fs.select("query"), fs.select("gallery")
+    return (np.ascontiguousarray(q.features, np.float32), np.ascontiguousarray(g.features, np.float32),
+            q.pids, g.pids, q.camids, g.camids)
 
 
 def matmul(qf, gf, chunked):
@@ -149,6 +191,10 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=3, help="runs of matmul and ours (best time reported)")
     ap.add_argument("--repeat-slow", type=int, default=1, help="runs of the full-matrix reference and the loop")
+    ap.add_argument("--root", default=None, help="real data: this dataset's query and gallery (colour histograms)")
+    ap.add_argument("--dataset", default="market1501", help="dataset name for --root")
+    ap.add_argument("--cache", default=None, help="--root: .npz file keeping the histograms between runs")
+    ap.add_argument("--features", default=None, help="real data: a feature file from `robustreid extract`")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:  # numpy's BLAS (the per-query loop's matrix-vector products) gets the same number of threads
@@ -159,11 +205,19 @@ def main():
         pass
     from robustreid.eval import evaluate
 
-    nq, ng, nid = SCALES[args.scale]
     only = set(args.only.split(","))
-    qf, gf, qp, gp, qc, gc_ = make_data(nq, ng, nid, args.dim, args.noise)
-    print(f"scale {args.scale}: {nq} query × {ng} gallery, {args.dim}-d float32, noise {args.noise}, "
-          f"torch and BLAS threads {args.threads}, device {args.device}; inputs resident: {rss_mb():.0f} MB RSS\n")
+    if args.features or args.root:
+        qf, gf, qp, gp, qc, gc_ = feature_file(args.features) if args.features else \
+            real_data(args.root, args.dataset, args.cache)
+        source = args.features or f"{args.dataset} at {args.root}, colour histograms"
+        nq, ng = len(qf), len(gf)
+        print(f"real data ({source}): {nq} query × {ng} gallery, {qf.shape[1]}-d float32, "
+              f"torch and BLAS threads {args.threads}, device {args.device}; inputs resident: {rss_mb():.0f} MB RSS\n")
+    else:
+        nq, ng, nid = SCALES[args.scale]
+        qf, gf, qp, gp, qc, gc_ = make_data(nq, ng, nid, args.dim, args.noise)
+        print(f"scale {args.scale}: {nq} query × {ng} gallery, {args.dim}-d float32, noise {args.noise}, "
+              f"torch and BLAS threads {args.threads}, device {args.device}; inputs resident: {rss_mb():.0f} MB RSS\n")
     rows = []
     floor = None
     base_rss = rss_mb()
