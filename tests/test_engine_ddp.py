@@ -42,7 +42,10 @@ def test_two_gloo_processes(tmp_path):
     dataset = make_dataset(tmp_path / "data", train_ids=8, test_ids=3)
     out, res_dir = tmp_path / "run", tmp_path / "res"
     res_dir.mkdir()
-    mp.spawn(_worker, args=(2, free_port(), dataset, str(out), str(res_dir)), nprocs=2, join=True)
+    # fork: the workers start from this process's imports (a spawned worker imports torch and the package again,
+    # the larger part of this test's time); each sets one thread before any parallel work
+    mp.start_processes(_worker, args=(2, free_port(), dataset, str(out), str(res_dir)), nprocs=2, join=True,
+                       start_method="fork")
     r0 = torch.load(res_dir / "rank0.pt", weights_only=True)
     r1 = torch.load(res_dir / "rank1.pt", weights_only=True)
     assert r0["world"] == r1["world"] == 2
