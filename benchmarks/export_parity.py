@@ -86,7 +86,8 @@ def main():
     out = Path(args.out or tempfile.mkdtemp(prefix="rr-export-"))
     queries = [s.path for s in load_dataset("market1501", args.root).query[::80][:40]]
     print(f"exporter {args.exporter}; parity on 40 Market-1501 query crops; latency ms/image, 1 thread "
-          "CPU time (b1 = batch 1, b32 = batch 32); one `ROW | ...` line per preset, the table header at the end\n", flush=True)
+          "CPU time (b1 = batch 1, b32 = batch 32); one `ROW | ...` line per preset, the table header at the end\n",
+          flush=True)
     for preset in args.presets.split(","):
         model, size = build(preset, args.root)
         t = time.perf_counter()
@@ -117,8 +118,10 @@ def main():
               f"({len(res.training_only)} tensors) | {h.min_cos:.5f} | {h.rankings_identical}/{h.queries} | "
               + " | ".join(f"{v:.2f}" for v in lat) + " |", flush=True)
     print("\n| preset | model | backbone | input | exporter | params (M) | dim | export (s) | export + checks (s) "
-          "| max abs diff | min cosine | top-10 identical | smallest pair diff | BN left | training-only absent | fp16 min cosine | "
+          "| max abs diff | min cosine | top-10 identical | smallest pair diff | BN left | training-only absent "
+          "| fp16 min cosine | "
           "fp16 top-10 identical | torch b1 | torch b32 | ORT b1 | ORT b32 | ORT fp16 b32 |")
+    print("|" + "---|" * 22 + "   (rows: the ROW lines above)")
 
 
 if __name__ == "__main__":

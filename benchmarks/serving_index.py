@@ -3,7 +3,8 @@
 (``robustreid.serve`` + ``GalleryIndex``), single-threaded.
 
 Two galleries:
-- ``market``: the real Market-1501 gallery (all 19,732 crops of bounding_box_test, junk included), embedded with a ``cpu_small`` model
+- ``market``: the real Market-1501 gallery (all 19,732 crops of bounding_box_test, junk included), embedded with a
+  ``cpu_small`` model
   (random init, BatchNorm statistics from 256 training crops: the timing does not depend on the weights); queries are
   the 3,368 query crops. Build = decode + embed (the bulk) + index.
 - ``synthetic``: N rows (default 1,000,000) of D-d clustered vectors (``--clusters`` centres + Gaussian noise, like

@@ -47,7 +47,8 @@ def prepare(args, tmp: Path):
     check = emb.embed_paths(gallery.paths[:64], progress=False)
     cos = (check * feats[:64]).sum(1) / np.linalg.norm(feats[:64], axis=1)
     if cos.min() < 0.9999:
-        raise SystemExit(f"{args.features} was not made by this model (cosine {cos.min():.4f}); re-run serving_index.py")
+        raise SystemExit(f"{args.features} was not made by this model (cosine {cos.min():.4f}); "
+                         "re-run serving_index.py")
     ckpt = save_weights(tmp / "model.safetensors", emb.model, config={"model": asdict(emb.model.config)})
     index = GalleryIndex.build(feats, gallery.pids, gallery.camids, gallery.paths, kind=args.kind)
     index.info = {"model_identity": emb.identity, "model_source": str(ckpt), "backend": "pytorch", "flip": "False",
@@ -148,7 +149,8 @@ def main():
           "| forward passes | mean images per pass |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {len(lat)} | {len(errors)} | {wall:.1f} | {len(lat) / wall:.1f} | {np.percentile(ms, 50):.1f} | "
-          f"{np.percentile(ms, 90):.1f} | {np.percentile(ms, 99):.1f} | {ms.max():.1f} | {cpu / len(lat) * 1000:.1f} ms "
+          f"{np.percentile(ms, 90):.1f} | {np.percentile(ms, 99):.1f} | {ms.max():.1f} | "
+          f"{cpu / len(lat) * 1000:.1f} ms "
           f"| {batches} | {items / max(batches, 1):.2f} |")
     if errors:
         print("errors:", sorted(set(errors))[:10])

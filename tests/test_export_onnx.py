@@ -16,7 +16,8 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from serving_support import FAMILIES, save_checkpoint, tiny_model  # noqa: E402
 
-from robustreid.export import ExportError, check_parity, export_onnx, model_identity, read_metadata, session  # noqa: E402
+from robustreid.export import (ExportError, check_parity, export_onnx, model_identity,  # noqa: E402
+                               read_metadata, session)
 from robustreid.export.graph import fold_batchnorm  # noqa: E402
 from robustreid.export.parity import parity_images, present_in  # noqa: E402
 

@@ -24,7 +24,8 @@ from serving_support import tiny_model  # noqa: E402
 
 from robustreid.engine import FeatureExtractor  # noqa: E402
 from robustreid.eval.index import GalleryIndex  # noqa: E402
-from robustreid.serve import BatchQueue, Gallery, UploadLimits, build_index, images_from_folder, open_embedder  # noqa: E402
+from robustreid.serve import (BatchQueue, Gallery, UploadLimits, build_index, images_from_folder,  # noqa: E402
+                              open_embedder)
 from robustreid.serve.app import create_app  # noqa: E402
 from robustreid.serve.server import ServerThread  # noqa: E402
 

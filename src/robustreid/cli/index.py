@@ -83,7 +83,8 @@ def index() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Index file (+ OUT.meta.safetensors).")
 @click.option("--kind", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True,
               help="flat = exact; ivf / hnsw = approximate, for large galleries.")
-@click.option("--nlist", default=None, type=click.IntRange(min=1), help="IVF clusters (default 4·sqrt(N), at most N/39).")
+@click.option("--nlist", default=None, type=click.IntRange(min=1),
+              help="IVF clusters (default 4·sqrt(N), at most N/39).")
 @click.option("--nprobe", default=16, show_default=True, type=click.IntRange(min=1), help="IVF clusters visited.")
 @click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
 @click.option("--ef-search", default=64, show_default=True, type=click.IntRange(min=1), help="HNSW search depth.")
@@ -173,8 +174,10 @@ def _echo_info(d) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
 @_apply(_MODEL_OPTIONS)
-@click.option("--nprobe", default=None, type=click.IntRange(min=1), help="IVF: clusters visited (default: the index's).")
-@click.option("--ef-search", default=None, type=click.IntRange(min=1), help="HNSW: search depth (default: the index's).")
+@click.option("--nprobe", default=None, type=click.IntRange(min=1),
+              help="IVF: clusters visited (default: the index's).")
+@click.option("--ef-search", default=None, type=click.IntRange(min=1),
+              help="HNSW: search depth (default: the index's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ranked lists as JSON.")
 @click.option("--html", "html_out", default=None, type=click.Path(dir_okay=False),
               help="Write an HTML sheet: each query with its ranked gallery crops and scores.")

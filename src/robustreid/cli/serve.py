@@ -22,7 +22,8 @@ import click
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(min=0),
               help="How long the first request of a batch waits for others.")
 @click.option("--max-images", default=32, show_default=True, type=click.IntRange(min=1), help="Files per request.")
-@click.option("--max-bytes", default=4 * 2**20, show_default=True, type=click.IntRange(min=1024), help="Bytes per file.")
+@click.option("--max-bytes", default=4 * 2**20, show_default=True, type=click.IntRange(min=1024),
+              help="Bytes per file.")
 @click.option("--max-pixels", default=4_000_000, show_default=True, type=click.IntRange(min=64),
               help="Width × height per image.")
 @click.option("--no-persist", is_flag=True, help="Keep crops added with /index/add in memory only (default: saved).")

@@ -79,7 +79,8 @@ def _fold_one(model, bn, prev, inits: Dict[str, np.ndarray], producer, uses: Cou
     if prev.op_type == "MatMul":
         alpha, trans_a, trans_b, bias = 1.0, 0, 0, np.zeros_like(s)
     else:
-        alpha, trans_a, trans_b = float(_attr(prev, "alpha", 1.0)), int(_attr(prev, "transA", 0)), int(_attr(prev, "transB", 0))
+        alpha = float(_attr(prev, "alpha", 1.0))
+        trans_a, trans_b = int(_attr(prev, "transA", 0)), int(_attr(prev, "transB", 0))
         bias = np.zeros_like(s)
         if len(prev.input) > 2 and prev.input[2]:
             c = _const(prev.input[2], inits, producer)

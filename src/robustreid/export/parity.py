@@ -5,7 +5,8 @@ cosine >= 0.9999); the top-10 rankings of 8 queries over a 64-image gallery are 
 tie when the two PyTorch scores differ by less than ``tie``: 1e-5 at fp32, 1e-3 at fp16 — a fixed tolerance, not
 one derived from the measured error, which would make the check pass by construction); distinct images give
 distinct embeddings (the smallest max-abs difference between two images' embeddings exceeds twice the export
-error, so no two rows can coincide within it; a constant or collapsed graph fails). Training-only parameters must be absent from the graph's initializers.
+error, so no two rows can coincide within it; a constant or collapsed graph fails). Training-only parameters must be
+absent from the graph's initializers.
 
 The default images are seeded smooth colour fields with noise (coarse regions like clothing); the gallery holds 4
 perturbed copies of every query plus distractors, so the top of each ranking is well separated. Real crops can be
@@ -150,8 +151,10 @@ class ParityReport:
         out.append(f"cosine threshold {th['cosine']}: {'ok' if self.min_cos >= th['cosine'] else 'FAILED'}")
         out.append(f"top-10 rankings ({self.queries} queries, 64-image gallery): identical {self.rankings_identical}/"
                    f"{self.queries}, equal up to ties < {th['tie']:g} {self.rankings_equal_up_to_ties}/{self.queries},"
-                   f" mean overlap {self.top10_overlap:.2f}/10" + ("" if th["rankings"] else " (reported, not required)"))
-        out.append(f"distinct images -> distinct embeddings: smallest pairwise difference {self.min_pair_difference:.3g}"
+                   f" mean overlap {self.top10_overlap:.2f}/10"
+                   + ("" if th["rankings"] else " (reported, not required)"))
+        out.append("distinct images -> distinct embeddings: smallest pairwise difference "
+                   f"{self.min_pair_difference:.3g}"
                    f" (PyTorch {self.torch_min_pair_difference:.3g}) vs export error {self.max_abs:.3g}")
         out += [f"PROBLEM: {p}" for p in self.problems]
         out.append(f"parity {self.precision}: {'OK' if self.ok else 'FAILED'}")

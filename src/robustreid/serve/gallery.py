@@ -159,7 +159,8 @@ def describe(index: GalleryIndex, path: Optional[str] = None) -> Dict[str, Any]:
     """What ``robustreid index info`` prints: size, kind, dimension, labels, model, sources."""
     known = index.pids[index.pids >= 0]
     d: Dict[str, Any] = {"path": path, "rows": len(index), "kind": index.kind, "dim": index.dim,
-                         "identities": int(np.unique(known).size), "cameras": int(np.unique(index.camids[index.camids >= 0]).size),
+                         "identities": int(np.unique(known).size),
+                         "cameras": int(np.unique(index.camids[index.camids >= 0]).size),
                          "unlabelled_rows": int((index.pids < 0).sum())}
     if index.kind == "ivf":
         d.update(nlist=index.nlist, nprobe=index.nprobe)
