@@ -5,8 +5,8 @@ batch, and returns ``embeddings`` B×D: the model's own normalisation is inside 
 the BNNeck is folded (:mod:`robustreid.export.graph`), and only what the eval forward reaches is exported, so
 classifiers and training-only branches are absent (checked against the graph's initializers).
 
-Exporters: ``torchscript`` (``torch.onnx.export(dynamo=False)``: 0.3 s for a small ResNet) and ``dynamo``
-(``torch.export``-based, torch's default since 2.9: 6-90 s for the same model here); ``auto`` (the default) tries
+Exporters: ``torchscript`` (``torch.onnx.export(dynamo=False)``: ~1 s for ``cpu_small``) and ``dynamo``
+(``torch.export``-based, torch's default since 2.9: ~35 s for the same model here); ``auto`` (the default) tries
 TorchScript and falls back to dynamo when an op has no TorchScript symbolic. The same checks run on both.
 """
 
