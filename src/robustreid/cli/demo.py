@@ -24,6 +24,8 @@ def _step(n: int, total: int, text: str) -> None:
               help="Folder for the dataset, the model, the benchmark and the report.")
 @click.option("--identities", default=220, show_default=True, type=click.IntRange(min=4),
               help="Synthetic identities (half train, half test).")
+@click.option("--images-per-id", default=12, show_default=True, type=click.IntRange(min=2),
+              help="Synthetic images per identity (fewer: a quicker, rougher demo).")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Override the demo preset's epochs.")
 @click.option("--severity", default=3, show_default=True, type=click.IntRange(1, 5),
               help="Severity of the per-corruption sweep.")
@@ -31,7 +33,7 @@ def _step(n: int, total: int, text: str) -> None:
               help="Passes of the mix protocol (each image one random corruption and severity); 0 to skip.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def demo(out, identities, epochs, severity, mix_passes, seed, device):
+def demo(out, identities, images_per_id, epochs, severity, mix_passes, seed, device):
     """The main job on synthetic data: synthesise, train, bench, report (about 10 minutes on 2 CPU cores)."""
     from ..data.synthetic import generate
     from ..engine import load_train_config, train
@@ -49,7 +51,7 @@ def demo(out, identities, epochs, severity, mix_passes, seed, device):
     _step(1, 4, f"synthesise {identities} identities -> {data_dir}")
     t0 = time.perf_counter()
     try:
-        s = generate(str(data_dir), identities=identities, seed=seed, progress=True)
+        s = generate(str(data_dir), identities=identities, images_per_id=images_per_id, seed=seed, progress=True)
     except (ValueError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
     from ..data import load_dataset
