@@ -92,6 +92,42 @@ def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
     assert steps == sorted(steps) and len(steps) == len(set(steps)) == sa["global_step"]
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(epoch_it):
+    def hook(trainer, epoch, it):
+        if (epoch, it) == epoch_it:
+            raise _Killed()
+    return hook
+
+
+def test_resume_keeps_the_occluder_pool(dataset, tmp_path):
+    # random_patch pastes patches cut from earlier batches: a resumed run must continue with the pool the
+    # interrupted one had gathered, else its next batches differ from the uninterrupted run's
+    cfg = tiny_config("train.checkpoint_period=1", "data.p=2", "solver.epochs=1", "solver.warmup_epochs=0",
+                      "data.augs=[{name: random_patch, p: 1.0, min_pool: 1, pool_size: 64}]")
+    full = tmp_path / "full"
+    train(cfg, full, dataset=dataset)
+    part = tmp_path / "part"
+    with pytest.raises(_Killed):
+        train(cfg, part, dataset=dataset, hooks=[_kill_at((0, 1))])
+    saved = torch.load(part / "state.pt", weights_only=True)["augment"]
+    assert saved["augs"] == ["RandomPatch"] and len(saved["states"]["0"]["items"]) > 0
+    train(cfg, part, dataset=dataset, resume=True)
+    a, b = _weights(full / "model.safetensors"), _weights(part / "model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # a resume whose augmentation list changed is refused, naming the field
+    other = tiny_config("train.checkpoint_period=1", "data.p=2", "solver.epochs=2", "solver.warmup_epochs=0",
+                        "data.augs=[{name: random_erasing, p: 0.5}]")
+    from robustreid.engine.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="data.augs"):
+        train(other, part, dataset=dataset, resume=True)
+
+
 def test_fp16_request_on_cpu_trains_in_float32(dataset, tmp_path):
     cfg = tiny_config("train.amp=fp16", "solver.epochs=1", "solver.warmup_epochs=0", "train.max_iters_per_epoch=1",
                       "solver.clip_grad=1e-3", "solver.optimizer=adamw")

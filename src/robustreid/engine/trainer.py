@@ -649,6 +649,8 @@ class Trainer:
             state["loss_optimizer"] = self.loss_optimizer.state_dict()
         if hasattr(self.sampler, "state_dict"):
             state["sampler"] = self.sampler.state_dict()
+        if hasattr(self.batch_augment, "state_dict"):  # occluder pools (random_patch, npo) gathered so far
+            state["augment"] = self.batch_augment.state_dict()
         return state
 
     def save_checkpoint(self) -> None:
@@ -681,6 +683,11 @@ class Trainer:
             self.loss_optimizer.load_state_dict(state["loss_optimizer"])
         if "sampler" in state and hasattr(self.sampler, "load_state_dict"):
             self.sampler.load_state_dict(state["sampler"])
+        if "augment" in state and hasattr(self.batch_augment, "load_state_dict"):
+            try:
+                self.batch_augment.load_state_dict(state["augment"])
+            except ValueError as e:
+                raise ckpt.CheckpointError(f"{state_path}: {e}") from None
         ckpt.set_rng_state(state["rng"])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         if self.iteration >= self.iters_per_epoch:

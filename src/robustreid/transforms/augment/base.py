@@ -60,6 +60,24 @@ class Compose:
     def __len__(self) -> int:
         return len(self.augs)
 
+    def state_dict(self) -> Dict[str, Any]:
+        """The state of every stateful augmentation (an occluder pool, ...), by position, so that a resumed run
+        continues with what the interrupted one had gathered: ``{"augs": [name or None, ...], "states": {i: ...}}``."""
+        names = [type(a).__name__ for a in self.augs]
+        states = {str(i): a.state_dict() for i, a in enumerate(self.augs) if hasattr(a, "state_dict")}
+        return {"augs": names, "states": states}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        names = [type(a).__name__ for a in self.augs]
+        if list(state.get("augs", [])) != names:
+            raise ValueError(f"augmentation state: saved for {list(state.get('augs', []))}, the config builds "
+                             f"{names} (data.augs changed?)")
+        for key, sub in dict(state.get("states", {})).items():
+            aug = self.augs[int(key)]
+            if not hasattr(aug, "load_state_dict"):
+                raise ValueError(f"augmentation state: data.augs[{key}] ({names[int(key)]}) has no state to load")
+            aug.load_state_dict(sub)
+
     def __repr__(self) -> str:
         return f"Compose({self.augs})"
 
