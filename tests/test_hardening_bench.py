@@ -113,3 +113,45 @@ def test_bench_cli_refuses_another_root(tmp_path):
     assert "another --out" in r.output and str(b) in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["root"] == str(a)
+
+
+def test_cells_record_valid_skipped_and_tied_query_counts(tiny, tmp_path):
+    # one query's identity is removed from the gallery: it has no true match, so it is skipped, and the counts
+    # say so in every cell (the real evaluator; ties are counted by it)
+    gone = tiny.query[0].pid
+    ds = ReidDataset(tiny.name, [], tiny.query, [s for s in tiny.gallery if s.pid != gone], tiny.root)
+    rows = _run(ds, tmp_path / "run", evaluator=None)
+    assert rows and all(r["num_valid"] == len(ds.query) - 1 and r["num_skipped"] == 1 for r in rows)
+    assert all(0 <= r["num_tied"] <= r["num_valid"] for r in rows)
+    back = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[0])
+    assert back["num_skipped"] == 1
+
+
+def test_results_file_of_an_older_version_is_upgraded_in_place(tmp_path):
+    from robustreid.robustness.results import COLUMNS, COUNT_COLUMNS, ResultStore
+
+    old_cols = [c for c in COLUMNS if c not in COUNT_COLUMNS]
+    old = dict(model="m", dataset="d", protocol="clean", corruption="none", severity=0, family="clean", seed=0,
+               R1=0.5, R5=0.6, R10=0.7, mAP=0.25, mINP=0.1, num_query=4, num_gallery=9, extract_s=1.0,
+               corrupt_s=0.0, metrics_s=0.1, **{"pass": 0})
+    (tmp_path / "results.csv").write_text(",".join(old_cols) + "\n" + ",".join(str(old[c]) for c in old_cols) + "\n")
+    store = ResultStore(tmp_path)
+    store.append(dict(old, protocol="query", corruption="fog", num_valid=4, num_skipped=0, num_tied=1))
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) == 3
+    a, b = read_results(tmp_path)
+    assert a["mAP"] == 0.25 and a["num_tied"] is None  # unknown for the old row, not a made-up 0
+    assert (b["num_valid"], b["num_skipped"], b["num_tied"]) == (4, 0, 1)
+    assert [json.loads(x)["num_tied"] for x in (tmp_path / "results.jsonl").read_text().splitlines()] == [None, 1]
+
+
+def test_bench_cli_warns_about_skipped_and_tied_cells():
+    from robustreid.cli.bench import _count_warnings
+
+    base = dict(model="m", protocol="both", corruption="fog", severity=3)
+    assert _count_warnings([dict(base, num_valid=100, num_skipped=0, num_tied=0)]) == []
+    assert _count_warnings([dict(base, num_valid=None, num_skipped=None, num_tied=None)]) == []  # older rows
+    assert _count_warnings([dict(base, num_valid=1000, num_skipped=0, num_tied=9)]) == []  # < 1 %: normal
+    w = _count_warnings([dict(base, num_valid=100, num_skipped=2, num_tied=0),
+                         dict(base, corruption="snow", num_valid=100, num_skipped=2, num_tied=40)])
+    assert len(w) == 2 and "2 queries skipped" in w[0] and "snow" in w[1] and "40 of 100" in w[1]

@@ -122,4 +122,22 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
                    f"{parts['corrupt_s']:.1f} s, metrics {parts['metrics_s']:.1f} s")
     else:
         click.echo("\nnothing to do: every cell was already in the results")
+    for line in _count_warnings(rows):
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"\nresults: {out_dir}/results.csv — report: robustreid report {out_dir} --out {out_dir}/report.html")
+
+
+def _count_warnings(rows) -> list:
+    """Skipped queries and rankings decided by the gallery index (>= 1 % of the valid queries), over the cells."""
+    out = []
+    skipped = {r["num_skipped"] for r in rows if r.get("num_skipped")}
+    if skipped:
+        out.append(f"{max(skipped)} queries skipped in some cells (no gallery image of the same person from another "
+                   f"camera): the rates are over the others (column num_skipped of results.csv)")
+    tied = [r for r in rows if r.get("num_tied") and r["num_tied"] >= 0.01 * max(r.get("num_valid") or 0, 1)]
+    if tied:
+        worst = max(tied, key=lambda r: r["num_tied"] / max(r["num_valid"], 1))
+        out.append(f"{len(tied)} cells had >= 1 % of queries whose true match tied a wrong one (the gallery index "
+                   f"decided their order); worst: {worst['model']} {worst['protocol']} {worst['corruption']} "
+                   f"severity {worst['severity']}: {worst['num_tied']} of {worst['num_valid']} (column num_tied)")
+    return out

@@ -18,9 +18,13 @@ from ..utils.io import append_line_atomic, atomic_write_text, remove_stale_tempo
 
 KEY_COLUMNS = ("model", "dataset", "protocol", "corruption", "severity", "pass")
 METRIC_COLUMNS = ("R1", "R5", "R10", "mAP", "mINP")
+#: queries evaluated / skipped (no true match in the gallery) / whose rank was decided by a tie with a wrong match
+#: (broken by gallery index): empty (JSON null) in rows written before these columns existed
+COUNT_COLUMNS = ("num_valid", "num_skipped", "num_tied")
 COLUMNS = KEY_COLUMNS + ("family", "seed") + METRIC_COLUMNS + (
-    "num_query", "num_gallery", "extract_s", "corrupt_s", "metrics_s")
+    "num_query", "num_gallery", "extract_s", "corrupt_s", "metrics_s") + COUNT_COLUMNS
 _INT = {"severity", "pass", "seed", "num_query", "num_gallery"}
+_OPT_INT = set(COUNT_COLUMNS)
 _FLOAT = set(METRIC_COLUMNS) | {"extract_s", "corrupt_s", "metrics_s"}
 
 Key = Tuple[str, str, str, str, int, int]
@@ -37,6 +41,8 @@ def _typed(row: Dict) -> Dict:
         v = row.get(k, "")
         if k in _INT:
             v = int(float(v)) if v not in ("", None) else 0
+        elif k in _OPT_INT:
+            v = int(float(v)) if v not in ("", None) else None
         elif k in _FLOAT:
             v = float(v) if v not in ("", None) else math.nan
         else:
@@ -53,6 +59,8 @@ def _csv_line(row: Dict) -> str:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return ""
     if isinstance(v, float):
         return repr(v)  # exact round-trip
     return str(v)
@@ -81,7 +89,18 @@ class ResultStore:
         remove_stale_temporaries(self.dir)  # left by a run killed mid-write
         self.rows: List[Dict] = read_results(self.dir)
         self.done = {row_key(r) for r in self.rows}
+        self._upgrade_csv()
         self._sync_jsonl()
+
+    def _upgrade_csv(self) -> None:
+        """A results.csv written with fewer columns (an older version) is rewritten with today's header, its rows
+        unchanged (the new columns empty), so that rows appended now line up with the header."""
+        if not self.csv_path.exists():
+            return
+        with open(self.csv_path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if tuple(header) != COLUMNS:
+            atomic_write_text(self.csv_path, ",".join(COLUMNS) + "\n" + "".join(_csv_line(r) for r in self.rows))
 
     def _sync_jsonl(self) -> None:
         """Make results.jsonl hold exactly the CSV's rows (a crash between the two writes is repaired here)."""

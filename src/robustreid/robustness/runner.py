@@ -222,7 +222,10 @@ def _eval_row(evaluator, qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank) -> Di
     def at(k):
         return float(cmc[min(k, len(cmc)) - 1]) if len(cmc) else float("nan")
 
-    return {"R1": at(1), "R5": at(5), "R10": at(10), "mAP": float(res.mAP), "mINP": float(res.mINP)}
+    return {"R1": at(1), "R5": at(5), "R10": at(10), "mAP": float(res.mAP), "mINP": float(res.mINP),
+            **{col: (None if getattr(res, attr, None) is None else int(getattr(res, attr)))
+               for col, attr in (("num_valid", "num_valid_queries"), ("num_skipped", "num_skipped_queries"),
+                                 ("num_tied", "num_tied_queries"))}}
 
 
 def topk_ranking(qf: np.ndarray, gf: np.ndarray, q_pids, g_pids, q_cams, g_cams, k: int = 10):
