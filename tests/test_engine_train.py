@@ -46,6 +46,17 @@ def test_train_writes_run_files_and_logs(dataset, tmp_path):
     assert load_train_config(str(out / "config.yaml")).to_dict() == cfg.to_dict()
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(epoch_it):
+    def hook(trainer, epoch, it):
+        if (epoch, it) == epoch_it:
+            raise _Killed()
+    return hook
+
+
 def _weights(path):
     return load_file(str(path))
 
@@ -61,19 +72,9 @@ def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
     )
     full = tmp_path / "full"
     train(cfg, full, dataset=dataset)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after(epoch_it):
-        def hook(trainer, epoch, it):
-            if (epoch, it) == epoch_it:
-                raise Killed()
-        return hook
-
     part = tmp_path / "part"
-    with pytest.raises(Killed):
-        train(cfg, part, dataset=dataset, hooks=[kill_after((0, 1))])  # dies after the 2nd iteration of epoch 0
+    with pytest.raises(_Killed):
+        train(cfg, part, dataset=dataset, hooks=[_kill_at((0, 1))])  # dies after the 2nd iteration of epoch 0
     state = torch.load(part / "state.pt", weights_only=True)
     assert (state["epoch"], state["iteration"]) == (0, 2)
     train(cfg, part, dataset=dataset, resume=True)
@@ -90,17 +91,6 @@ def test_resume_mid_epoch_equals_uninterrupted(dataset, tmp_path):
     steps = [json.loads(l)["step"] for l in (part / "metrics.jsonl").read_text().splitlines()
              if json.loads(l)["type"] == "train"]
     assert steps == sorted(steps) and len(steps) == len(set(steps)) == sa["global_step"]
-
-
-class _Killed(Exception):
-    pass
-
-
-def _kill_at(epoch_it):
-    def hook(trainer, epoch, it):
-        if (epoch, it) == epoch_it:
-            raise _Killed()
-    return hook
 
 
 def test_resume_keeps_the_occluder_pool(dataset, tmp_path):
