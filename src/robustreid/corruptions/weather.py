@@ -308,31 +308,25 @@ def _canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
     dyr = q[..., 2:, :] - q[..., :-2, :]  # vertical difference, H×(W+2)
     gx = dxr[..., :-2, :] + 2 * dxr[..., 1:-1, :] + dxr[..., 2:, :]
     gy = dyr[..., :, :-2] + 2 * dyr[..., :, 1:-1] + dyr[..., :, 2:]
-    mag = gx.abs() + gy.abs()
-    n = mag.shape[0]
-    # non-maximum suppression only where mag > low (a small fraction of the pixels), by flat-index arithmetic
-    hp, wp = h + 2, w + 2
-    pm = F.pad(mag, (1, 1, 1, 1)).reshape(-1)  # zero border, as OpenCV's magnitude buffer
-    sel = (mag > low).reshape(-1).nonzero().squeeze(1)
-    b_, rem = sel // (h * w), sel % (h * w)
-    yy, xx = rem // w, rem % w
-    at = b_ * (hp * wp) + (yy + 1) * wp + (xx + 1)  # positions in the padded buffer
-    m = pm[at]
-    sgx, sgy = gx.reshape(-1)[sel], gy.reshape(-1)[sel]
-    ax, ay = sgx.abs(), sgy.abs()
+    ax, ay = gx.abs(), gy.abs()
+    mag = ax + ay
+    # non-maximum suppression on the whole grid with comparisons and boolean algebra (torch.where is several
+    # times slower than a comparison on the CPU): the neighbours along the gradient direction, from the magnitude
+    # with a zero border (as OpenCV's magnitude buffer)
+    pm = F.pad(mag, (1, 1, 1, 1))
+    up, down = pm[..., :-2, 1:-1], pm[..., 2:, 1:-1]
+    left, right = pm[..., 1:-1, :-2], pm[..., 1:-1, 2:]
     horiz = ay < ax * _TAN22
     vert = ay > ax * _TAN67
-    s_dir = torch.where(sgx * sgy >= 0, 1, -1)  # diagonal: previous row at x - s, next row at x + s
-    prev_off = torch.where(horiz, -1, torch.where(vert, -wp, -wp - s_dir))
-    next_off = torch.where(horiz, 1, torch.where(vert, wp, wp + s_dir))
-    a_prev, a_next = pm[at + prev_off], pm[at + next_off]
-    keep = (m > a_prev) & torch.where(horiz | vert, m >= a_next, m > a_next)
-    cand_flat = torch.zeros(n * h * w, dtype=torch.bool, device=img.device)
-    cand_flat[sel[keep]] = True
-    strong_flat = torch.zeros_like(cand_flat)
-    strong_flat[sel[keep & (m > high)]] = True
-    cand = cand_flat.view_as(mag)
-    edges = strong_flat.view_as(mag)
+    diag = ~(horiz | vert)
+    pos = diag & (gx * gy >= 0)  # diagonal: previous row at x - 1, next row at x + 1
+    neg = diag ^ pos  # the other diagonal: previous row at x + 1, next row at x - 1
+    over_prev = (horiz & (mag > left)) | (vert & (mag > up)) | (pos & (mag > pm[..., :-2, :-2])) \
+        | (neg & (mag > pm[..., :-2, 2:]))
+    over_next = (horiz & (mag >= right)) | (vert & (mag >= down)) | (pos & (mag > pm[..., 2:, 2:])) \
+        | (neg & (mag > pm[..., 2:, :-2]))
+    cand = (mag > low) & over_prev & over_next
+    edges = cand & (mag > high)
     while True:  # hysteresis: weak candidates 8-connected to an edge become edges
         grown = cand & _dilate3(edges)
         if torch.equal(grown, edges):
@@ -349,7 +343,7 @@ def _edt_trunc(edges: torch.Tensor, limit: int) -> torch.Tensor:
     (dx² + g² at x + dx)."""
     h, w = edges.shape[-2:]
     lim2 = limit * limit
-    g = torch.where(edges, 0, lim2).to(torch.int16)
+    g = (~edges).to(torch.int16).mul_(lim2)
     r = min(limit, h - 1)
     gp = F.pad(g, (0, 0, r, r), value=lim2)
     for dy in range(1, r + 1):
@@ -406,7 +400,7 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
     dev = images.device
     noise = torch.stack(_draws(seeds, lambda g: torch.randn(h, w, generator=g)))  # N×H×W
     liquid = gaussian_blur((noise.unsqueeze(1) * scale + loc).float().to(dev), sigma)
-    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
+    liquid = liquid * (liquid >= thr)  # = where(liquid < thr, 0, liquid) up to the sign of zeros
     if mode == 0:  # water
         l8 = (liquid * 255).clamp(0, 255).floor()
         edges = _canny(l8, 50, 150)
@@ -417,7 +411,7 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
         dist = box_blur_fast(dist, 3)
         m = l8 * dist
         mx = m.amax(dim=(1, 2, 3), keepdim=True)
-        m = torch.where(mx > 0, m / mx.clamp(min=1e-12), torch.zeros_like(m)) * intensity
+        m = m / mx.clamp(min=1e-12) * (mx > 0).to(m.dtype) * intensity  # m >= 0: 0 where mx is 0
         color = torch.tensor([175.0, 238.0, 238.0], device=dev).view(1, 3, 1, 1)
         return to_uint8_255(images.float() + m * color)
     else:  # mud
