@@ -115,9 +115,11 @@ def impulse_noise(images: torch.Tensor, severity: int, seeds: List[int]) -> torc
     half pepper), as skimage's ``random_noise(mode='s&p')``."""
     amount = IMPULSE_AMOUNT[severity - 1]
     u = draw_per_image("rand", images.shape[1:], seeds).to(images.device)
-    # u < amount/2: salt (255), amount/2 <= u < amount: pepper (0); other values unchanged
-    salt_pepper = (u < amount / 2).to(torch.uint8) * 255
-    return torch.where(u < amount, salt_pepper, images)
+    # u < amount/2: salt (255), amount/2 <= u < amount: pepper (0); other values unchanged (uint8 arithmetic:
+    # torch.where is several times slower on the CPU)
+    keep = (u >= amount).view(torch.uint8)
+    salt = (u < amount / 2).view(torch.uint8).mul_(255)
+    return (images * keep).bitwise_or_(salt)
 
 
 @register_corruption("speckle_noise")
