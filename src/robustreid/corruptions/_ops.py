@@ -41,7 +41,8 @@ Geometry
     per image (a sequence of N floats, degrees).
 
 Colour
-    ``rgb_to_hsv(x)`` / ``hsv_to_rgb(x)``: skimage.color semantics (H, S, V all in [0,1]);
+    ``rgb_to_hsv(x)`` / ``hsv_to_rgb(x)``: skimage.color semantics (H, S, V all in [0,1]); the cases are picked by
+    exact 0/1 factors in float arithmetic, not torch.where / comparisons (several times slower on the CPU);
     ``rgb_to_gray(x)``: cv2 RGB2GRAY weights (0.299, 0.587, 0.114) -> N×1×H×W.
 """
 
@@ -410,40 +411,46 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angles_deg: Sequence
 # colour
 
 
+def _is_zero(a: torch.Tensor) -> torch.Tensor:
+    """1.0 where ``a`` (>= 0) is 0, else 0.0 (float arithmetic: comparisons and torch.where cost several times
+    more than arithmetic on the CPU)."""
+    return 1 - torch.sign(a)
+
+
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """RGB in [0,1] (N×3×H×W) -> HSV in [0,1], skimage.color.rgb2hsv semantics."""
+    """RGB in [0,1] (N×3×H×W) -> HSV in [0,1], skimage.color.rgb2hsv semantics.
+
+    The cases are selected by 0/1 factors (exact: every sum has one non-zero term)."""
     r, g, b = x.unbind(-3)
     v = torch.maximum(torch.maximum(r, g), b)
-    mn = torch.minimum(torch.minimum(r, g), b)
-    delta = v - mn
-    safe_v = torch.where(v == 0, torch.ones_like(v), v)
-    s = torch.where(delta == 0, torch.zeros_like(v), delta / safe_v)
-    safe_d = torch.where(delta == 0, torch.ones_like(delta), delta)
-    h = torch.where(r == v, (g - b) / safe_d, torch.zeros_like(v))
-    h = torch.where(g == v, 2.0 + (b - r) / safe_d, h)
-    h = torch.where(b == v, 4.0 + (r - g) / safe_d, h)
-    h = torch.remainder(h / 6.0, 1.0)
-    h = torch.where(delta == 0, torch.zeros_like(h), h)
+    delta = v - torch.minimum(torch.minimum(r, g), b)
+    s = delta / (v + _is_zero(v))  # 0 where delta is 0
+    gray = _is_zero(delta)
+    # the channel holding the max decides (blue over green over red on ties, as the reference's order)
+    is_b = _is_zero(v - b)
+    is_g = _is_zero(v - g) * (1 - is_b)
+    is_r = 1 - is_b - is_g
+    num = (r - g) * is_b + (b - r) * is_g + (g - b) * is_r
+    h = (num / (delta + gray) + (4 * is_b + 2 * is_g)) / 6.0  # in [-1/6, 5/6]
+    h = (h - torch.floor(h)) * (1 - gray)  # = remainder(h, 1), 0 for grays
     return torch.stack([h, s, v], dim=-3)
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """HSV in [0,1] -> RGB, skimage.color.hsv2rgb semantics."""
+    """HSV in [0,1] -> RGB, skimage.color.hsv2rgb semantics (sector selection by 0/1 factors, exact: one non-zero
+    term per sum)."""
     h, s, v = x.unbind(-3)
     h6 = h * 6.0
     i = torch.floor(h6)
     f = h6 - i
-    i = torch.remainder(i, 6).to(torch.int64)
+    i = i - 6 * torch.floor(i / 6)  # remainder(i, 6) of an integer
     p = v * (1 - s)
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
-    rs = torch.stack([v, q, p, p, t, v], 0)
-    gs = torch.stack([t, v, v, q, p, p], 0)
-    bs = torch.stack([p, p, t, v, v, q], 0)
-    idx = i.unsqueeze(0)
-    r = rs.gather(0, idx)[0]
-    g = gs.gather(0, idx)[0]
-    b = bs.gather(0, idx)[0]
+    m = [(1 - (i - k).abs()).clamp_(min=0) for k in range(6)]  # 1 where i == k
+    r = v * (m[0] + m[5]) + q * m[1] + p * (m[2] + m[3]) + t * m[4]
+    g = t * m[0] + v * (m[1] + m[2]) + q * m[3] + p * (m[4] + m[5])
+    b = p * (m[0] + m[1]) + t * m[2] + v * (m[3] + m[4]) + q * m[5]
     return torch.stack([r, g, b], dim=-3)
 
 
