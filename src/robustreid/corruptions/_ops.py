@@ -103,8 +103,9 @@ def to_uint8(x01: torch.Tensor) -> torch.Tensor:
 
 def to_uint8_255(x255: torch.Tensor) -> torch.Tensor:
     """Float on the 0..255 scale -> uint8 (clip, truncate like ``np.uint8``)."""
-    # float -> uint8 conversion truncates toward zero, which is floor for the clamped non-negative values
-    return (x255 + 1e-3).clamp_(0.0, 255.0).to(torch.uint8)
+    # float -> integer conversion truncates toward zero, which is floor for the clamped non-negative values; through
+    # int16 (the same values) because torch's direct float -> uint8 conversion is ~4x slower on the CPU
+    return (x255 + 1e-3).clamp_(0.0, 255.0).to(torch.int16).to(torch.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------------
