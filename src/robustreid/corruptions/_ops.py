@@ -11,7 +11,9 @@ Batching
 Conversion
     ``to_float01(images_uint8) -> float32 in [0,1]``;
     ``to_uint8(x01) -> uint8`` (clip to [0,1], ×255, *truncate* like ``np.uint8`` in the reference);
-    ``to_uint8_255(x255) -> uint8`` (same, for values on the 0..255 scale).
+    ``to_uint8_255(x255) -> uint8`` (same, for values on the 0..255 scale); ``to_uint8_255_`` overwrites its
+    argument (a temporary of the caller's: in-place arithmetic on the corruptions' own temporaries saves the page
+    faults of fresh big tensors, which cost about as much as the arithmetic).
 
 Padding / boundary modes (scipy names)
     ``pad_index(n, before, after, mode, device)``: index vector implementing a boundary mode;
@@ -90,7 +92,7 @@ def chunked(size: int = 16):
 
 def to_float01(images: torch.Tensor) -> torch.Tensor:
     """uint8 N×3×H×W -> float32 in [0, 1] (a new tensor)."""
-    return images.to(torch.float32) / 255.0
+    return images.to(torch.float32, copy=True).div_(255.0)
 
 
 def to_uint8(x01: torch.Tensor) -> torch.Tensor:
@@ -98,14 +100,20 @@ def to_uint8(x01: torch.Tensor) -> torch.Tensor:
 
     A tiny epsilon keeps exact integers (x/255*255) from truncating one level down through float rounding.
     """
-    return to_uint8_255(x01 * 255.0)
+    return to_uint8_255_(x01 * 255.0)
 
 
 def to_uint8_255(x255: torch.Tensor) -> torch.Tensor:
     """Float on the 0..255 scale -> uint8 (clip, truncate like ``np.uint8``)."""
+    return (x255 + 1e-3).clamp_(0.0, 255.0).to(torch.int16).to(torch.uint8)  # as to_uint8_255_ below
+
+
+def to_uint8_255_(x255: torch.Tensor) -> torch.Tensor:
+    """:func:`to_uint8_255` that overwrites ``x255`` (for a temporary the caller owns: a big fresh tensor costs
+    about as much as the arithmetic on it, in page faults)."""
     # float -> integer conversion truncates toward zero, which is floor for the clamped non-negative values; through
     # int16 (the same values) because torch's direct float -> uint8 conversion is ~4x slower on the CPU
-    return (x255 + 1e-3).clamp_(0.0, 255.0).to(torch.int16).to(torch.uint8)
+    return x255.add_(1e-3).clamp_(0.0, 255.0).to(torch.int16).to(torch.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------------

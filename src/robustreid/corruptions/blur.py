@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import _ops
-from ._ops import chunked, to_float01, to_uint8, to_uint8_255
+from ._ops import chunked, to_float01, to_uint8, to_uint8_255_
 from .base import image_generator, register_corruption
 
 DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
@@ -40,7 +40,7 @@ GAUSSIAN_SIGMA = (1, 2, 3, 4, 6)
 @chunked(16)
 def gaussian_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
     x = to_float01(images)
-    return to_uint8(_ops.gaussian_blur(x, GAUSSIAN_SIGMA[severity - 1]))
+    return to_uint8_255_(_ops.gaussian_blur(x, GAUSSIAN_SIGMA[severity - 1]).mul_(255.0))
 
 
 @register_corruption("defocus_blur")
@@ -48,7 +48,7 @@ def gaussian_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torc
 def defocus_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
     radius, alias = DEFOCUS[severity - 1]
     x = to_float01(images)
-    return to_uint8(_ops.filter2d(x, _ops.disk_kernel(radius, alias), mode="mirror"))
+    return to_uint8_255_(_ops.filter2d(x, _ops.disk_kernel(radius, alias), mode="mirror").mul_(255.0))
 
 
 @register_corruption("zoom_blur")
@@ -59,7 +59,7 @@ def zoom_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Te
     out = x.clone()
     for z in zooms:
         out += _ops.zoom_center(x, float(z))
-    return to_uint8(out / (len(zooms) + 1))
+    return to_uint8_255_(out.div_(len(zooms) + 1).mul_(255.0))
 
 
 def _angles(seeds: List[int], low: float, high: float) -> List[float]:
@@ -72,7 +72,7 @@ def _angles(seeds: List[int], low: float, high: float) -> List[float]:
 def motion_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Tensor:
     radius, sigma = MOTION[severity - 1]
     x = images.to(torch.float32)
-    return to_uint8_255(_ops.motion_blur(x, radius, sigma, _angles(seeds, -45.0, 45.0)))
+    return to_uint8_255_(_ops.motion_blur(x, radius, sigma, _angles(seeds, -45.0, 45.0)))
 
 
 def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, seeds: List[int]) -> torch.Tensor:
@@ -122,4 +122,4 @@ def glass_blur(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.T
     x = to_float01(images)
     x = to_uint8(_ops.gaussian_blur(x, sigma))
     x = glass_shuffle(x, delta, iters, seeds)
-    return to_uint8(_ops.gaussian_blur(to_float01(x), sigma))
+    return to_uint8_255_(_ops.gaussian_blur(to_float01(x), sigma).mul_(255.0))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import _ops
-from ._ops import chunked, to_float01, to_uint8
+from ._ops import chunked, to_float01, to_uint8_255_
 from .base import image_generator, register_corruption
 
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -35,7 +35,7 @@ def brightness(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.T
     hsv = _ops.rgb_to_hsv(to_float01(images))
     h, s, v = hsv.unbind(1)
     v = (v + BRIGHTNESS[severity - 1]).clamp(0, 1)
-    return to_uint8(_ops.hsv_to_rgb(torch.stack([h, s, v], 1)))
+    return to_uint8_255_(_ops.hsv_to_rgb(torch.stack([h, s, v], 1)).mul_(255.0))
 
 
 @register_corruption("saturate")
@@ -46,7 +46,7 @@ def saturate(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Ten
     hsv = _ops.rgb_to_hsv(to_float01(images))
     h, s, v = hsv.unbind(1)
     s = (s * mult + add).clamp(0, 1)
-    return to_uint8(_ops.hsv_to_rgb(torch.stack([h, s, v], 1)))
+    return to_uint8_255_(_ops.hsv_to_rgb(torch.stack([h, s, v], 1)).mul_(255.0))
 
 
 @register_corruption("contrast")
@@ -55,7 +55,7 @@ def contrast(images: torch.Tensor, severity: int, seeds: List[int]) -> torch.Ten
     """(x - mean)·c + mean, mean per image and channel."""
     x = to_float01(images)
     m = x.mean(dim=(2, 3), keepdim=True)
-    return to_uint8((x - m) * CONTRAST[severity - 1] + m)
+    return to_uint8_255_(x.sub_(m).mul_(CONTRAST[severity - 1]).add_(m).mul_(255.0))  # in place: own temporary
 
 
 @register_corruption("elastic_transform")
@@ -76,7 +76,7 @@ def elastic_transform(images: torch.Tensor, severity: int, seeds: List[int]) -> 
     yy, xx = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
                             torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
     out = _ops.remap(to_float01(images), yy + f[:, 1], xx + f[:, 0], mode="reflect")
-    return to_uint8(out)
+    return to_uint8_255_(out.mul_(255.0))
 
 
 @lru_cache(maxsize=64)

@@ -18,7 +18,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from ._ops import chunked, to_uint8_255
+from ._ops import chunked, to_uint8_255, to_uint8_255_
 from .base import image_generator, register_corruption
 
 GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
@@ -42,7 +42,7 @@ def gaussian_noise(images: torch.Tensor, severity: int, seeds: List[int]) -> tor
     """x + N(0, σ²) per pixel and channel."""
     noise = draw_per_image("randn", images.shape[1:], seeds).to(images.device)
     x = images.to(torch.float32).add_(noise, alpha=255.0 * GAUSSIAN_SIGMA[severity - 1])
-    return to_uint8_255(x)
+    return to_uint8_255_(x)
 
 
 @lru_cache(maxsize=8)
@@ -128,4 +128,4 @@ def speckle_noise(images: torch.Tensor, severity: int, seeds: List[int]) -> torc
     """x + x·N(0, σ²)."""
     noise = draw_per_image("randn", images.shape[1:], seeds).to(images.device)
     x = images.to(torch.float32)
-    return to_uint8_255(x.addcmul_(x, noise, value=SPECKLE_SIGMA[severity - 1]))
+    return to_uint8_255_(x.addcmul_(x, noise, value=SPECKLE_SIGMA[severity - 1]))

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._ops import chunked, gaussian_blur, motion_blur, rgb_to_gray, to_uint8_255
+from ._ops import chunked, gaussian_blur, motion_blur, rgb_to_gray, to_uint8_255_
 from .base import image_generator, register_corruption
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def snow(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Ten
     x = images.float() / 255.0
     x = blend * x + (1 - blend) * torch.maximum(x, rgb_to_gray(x) * 1.5 + 0.5)
     out = x + layer + torch.flip(layer, dims=(-2, -1))
-    return to_uint8_255(out.clamp(0, 1) * 255)
+    return to_uint8_255_(out.clamp_(0, 1).mul_(255))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def fog(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Tens
     # normalise only the part that is used: plasma = (raw − lo) / (hi − lo) on [:h, :w]
     plasma = ((raw[:, :h, :w] - lo) * (255.0 * strength / (hi - lo).clamp(min=1e-12))).unsqueeze(1)  # strength·plasma, 0..255 scale
     max_val = images.amax(dim=(1, 2, 3), keepdim=True).float() / 255.0
-    return to_uint8_255((images.float() + plasma) * (max_val / (max_val + strength)))
+    return to_uint8_255_(images.float().add_(plasma).mul_(max_val / (max_val + strength)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def frost(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.Te
         left = int(u[1] * max(tw - w, 1))
         crops.append(tex[:, top:top + h, left:left + w])
     fr = torch.stack(crops).to(images.device)
-    return to_uint8_255(ci * images.float() + cf * fr)
+    return to_uint8_255_(images.float().mul_(ci).add_(fr.mul_(cf)))  # fr: a fresh stack
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -413,10 +413,10 @@ def spatter(images: torch.Tensor, severity: int, seeds: Sequence[int]) -> torch.
         mx = m.amax(dim=(1, 2, 3), keepdim=True)
         m = m / mx.clamp(min=1e-12) * (mx > 0).to(m.dtype) * intensity  # m >= 0: 0 where mx is 0
         color = torch.tensor([175.0, 238.0, 238.0], device=dev).view(1, 3, 1, 1)
-        return to_uint8_255(images.float() + m * color)
+        return to_uint8_255_(images.float().add_(m * color))
     else:  # mud
         m = (liquid > thr).float()
         m = gaussian_blur(m, intensity)
         m = torch.where(m < 0.8, torch.zeros_like(m), m)
         color = torch.tensor([63.0, 42.0, 20.0], device=dev).view(1, 3, 1, 1)
-        return to_uint8_255(images.float() * (1 - m) + color * m)
+        return to_uint8_255_(images.float().mul_(1 - m).add_(color * m))
