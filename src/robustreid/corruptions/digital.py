@@ -66,13 +66,11 @@ def elastic_transform(images: torch.Tensor, severity: int, seeds: List[int]) -> 
     n, _, h, w = images.shape
     alpha = ELASTIC_ALPHA[severity - 1]
     max_d = h * 0.005
-    fields = []
-    for s in seeds:
-        g = image_generator(s)
-        u = torch.rand(2, h, w, generator=g)  # dx then dy
-        fields.append(u * (2 * max_d) - max_d)
-    f = torch.stack(fields).to(images.device)
-    f = _ops.gaussian_blur(f, (0.01 * h, 0.01 * w), truncate=3.0, mode="reflect") * alpha
+    f = torch.empty(n, 2, h, w)
+    for i, s in enumerate(seeds):
+        torch.rand(2, h, w, generator=image_generator(s), out=f[i])  # dx then dy
+    f = f.mul_(2 * max_d).sub_(max_d).to(images.device)
+    f = _ops.gaussian_blur(f, (0.01 * h, 0.01 * w), truncate=3.0, mode="reflect").mul_(alpha)
     yy, xx = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
                             torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
     out = _ops.remap(to_float01(images), yy + f[:, 1], xx + f[:, 0], mode="reflect")
