@@ -129,12 +129,14 @@ def bench(checkpoints, dataset, root, out_dir, protocols, modes, corruptions, se
 
 def _count_warnings(rows) -> list:
     """Skipped queries and rankings decided by the gallery index (>= 1 % of the valid queries), over the cells."""
+    from ..eval.metrics import many_ties
+
     out = []
     skipped = {r["num_skipped"] for r in rows if r.get("num_skipped")}
     if skipped:
         out.append(f"{max(skipped)} queries skipped in some cells (no gallery image of the same person from another "
                    f"camera): the rates are over the others (column num_skipped of results.csv)")
-    tied = [r for r in rows if r.get("num_tied") and r["num_tied"] >= 0.01 * max(r.get("num_valid") or 0, 1)]
+    tied = [r for r in rows if many_ties(r.get("num_tied") or 0, r.get("num_valid") or 0)]
     if tied:
         worst = max(tied, key=lambda r: r["num_tied"] / max(r["num_valid"], 1))
         out.append(f"{len(tied)} cells had >= 1 % of queries whose true match tied a wrong one (the gallery index "

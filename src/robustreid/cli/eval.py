@@ -44,8 +44,10 @@ def _warnings(res, source: str) -> List[str]:
     if res.num_skipped_queries:
         out.append(f"{res.num_skipped_queries} of {nq} queries skipped: no gallery image of the same person from "
                    f"another camera (the rates are over the {res.num_valid_queries} others)")
+    from ..eval.metrics import many_ties
+
     tied = res.num_tied_queries
-    if tied and tied >= 0.01 * res.num_valid_queries:
+    if many_ties(tied, res.num_valid_queries):
         out.append(f"{tied} of {res.num_valid_queries} queries had a true match at exactly the distance of a wrong "
                    f"one: the gallery index decided their order (duplicate or quantised features?)")
     return out

@@ -36,6 +36,15 @@ DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of working memory for the distance blocks and candidates
 
 
+#: rankings decided by the gallery index (a true match tied with a wrong one) worth a warning: this share of queries
+TIE_WARN_FRACTION = 0.01
+
+
+def many_ties(num_tied: int, num_valid: int) -> bool:
+    """Whether ``num_tied`` of ``num_valid`` queries is enough tie-decided rankings to warn about."""
+    return bool(num_tied) and num_tied >= TIE_WARN_FRACTION * num_valid
+
+
 @dataclass
 class EvalResult:
     """Result of :func:`evaluate`. Rates are fractions in [0, 1]."""
