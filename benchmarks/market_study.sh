@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/market_study.sh [PRESET ...]        # default: every preset of the study, in order
 #
-# Every step resumes: a finished model (best.safetensors present) is not retrained, a half-trained one continues
+# Every step resumes: a finished model (its train.log says "done") is not retrained, a half-trained one continues
 # from its state.pt, a benchmark folder skips its finished cells. So the same command finishes an interrupted
 # study, and adding a preset later costs only that preset. Environment (defaults in brackets):
 #   OUT          [runs/study]            models/<preset>, market/<preset>, occlusion/<preset>, duke/<preset>, ...
@@ -28,19 +28,12 @@ for d in "$MARKET" "$DUKE"; do
     [ -d "$d" ] || { echo "market_study: dataset folder $d not found (set MARKET / DUKE)" >&2; exit 2; }
 done
 mkdir -p "$OUT"/{models,market,occlusion,duke,logs}
+# shellcheck source=train_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/train_common.sh"
 
-stamp() { date -u +%H:%M:%S; }
 for p in "${PRESETS[@]}"; do
     m="$OUT/models/$p"
-    if [ -f "$m/best.safetensors" ]; then
-        echo "[$(stamp)] $p: trained"
-    elif [ -f "$m/state.pt" ]; then   # half-trained: its own config.yaml carries the preset and the overrides
-        echo "[$(stamp)] $p: resuming training"
-        robustreid train --resume --out "$m" >> "$OUT/logs/train_$p.log" 2>&1
-    else
-        echo "[$(stamp)] $p: training"
-        (set -f; robustreid train "$p" $TRAIN_ARGS data.root="$MARKET" --out "$m" >> "$OUT/logs/train_$p.log" 2>&1)
-    fi
+    (set -f; train_or_resume "$p" "$m" "$OUT/logs/train_$p.log" "$p" $TRAIN_ARGS data.root="$MARKET")
     echo "[$(stamp)] $p: Market-1501 clean + mix (3 passes, query / gallery / both)"
     robustreid bench --checkpoint "$p=$m" --dataset market1501 --root "$MARKET" --out "$OUT/market/$p" \
         --mode mix --mix-passes 3 >> "$OUT/logs/bench_$p.log" 2>&1

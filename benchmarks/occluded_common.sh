@@ -3,24 +3,19 @@
 # training and benchmarking. Expects OUT, STEPS, TRAIN_ARGS, THREADS, OCC_SEVERITIES, SYNTH_IDS and PRESETS set by the
 # study; a study may define bench_extra PRESET DATASET ROOT MODEL_DIR LOG, run after a full (not clean-only) benchmark.
 
+# shellcheck source=train_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/train_common.sh"
+
 SYNTH="$OUT/data/synth_occluded"
 mkdir -p "$OUT/logs"
-stamp() { date -u +%H:%M:%S; }
 has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-# train PRESET on DATASET at ROOT into OUT/DATASET/models/PRESET (resumable)
+# train PRESET on DATASET at ROOT into OUT/DATASET/models/PRESET (resumable: train_common.sh)
 train_one() {
-    local p=$1 ds=$2 root=$3 m="$OUT/$2/models/$1" log="$OUT/logs/train_$2_$1.log"
-    if [ -f "$m/train.log" ] && grep -q ' done: {' "$m/train.log"; then
-        echo "[$(stamp)] $ds/$p: trained"
-    elif [ -f "$m/state.pt" ]; then  # half-trained: its own config.yaml carries the preset and the overrides
-        echo "[$(stamp)] $ds/$p: resuming training"
-        robustreid train --resume --out "$m" >> "$log" 2>&1
-    else
-        echo "[$(stamp)] $ds/$p: training"
-        (set -f; robustreid train "$p" $TRAIN_ARGS data.dataset="$ds" data.root="$root" train.threads="$THREADS" \
-            --out "$m" >> "$log" 2>&1)
-    fi
+    local p=$1 ds=$2 root=$3
+    # TRAIN_ARGS split into words, unglobbed (solver.steps=[12,17] is not a pattern)
+    (set -f; train_or_resume "$ds/$p" "$OUT/$ds/models/$p" "$OUT/logs/train_${ds}_$p.log" "$p" $TRAIN_ARGS \
+        data.dataset="$ds" data.root="$root" train.threads="$THREADS")
 }
 
 # benchmark OUT/DATASET/models/PRESET: clean + mix (3 passes) and, unless "clean", the occlusion family (+ bench_extra)
