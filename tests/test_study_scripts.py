@@ -29,6 +29,16 @@ def _run_step(tmp_path: Path, model_dir: Path, *overrides: str) -> tuple[str, li
     return out, calls.read_text().splitlines() if calls.exists() else []
 
 
+def _half_or_finished(tmp_path: Path, log_text: str, *extra: str) -> Path:
+    """A model folder with a training state, a train.log of ``log_text`` and the ``extra`` files."""
+    m = tmp_path / "m"
+    m.mkdir()
+    for name in ("state.pt", *extra):
+        (m / name).touch()
+    (m / "train.log").write_text(log_text)
+    return m
+
+
 def test_fresh_run_trains_the_preset_with_unglobbed_overrides(tmp_path):
     (tmp_path / "s1").touch()  # a file that the pattern s[12] would match if the overrides were globbed
     out, calls = _run_step(tmp_path, tmp_path / "m", "solver.steps=[12,17]", "s[12]")
@@ -37,21 +47,15 @@ def test_fresh_run_trains_the_preset_with_unglobbed_overrides(tmp_path):
 
 
 def test_half_trained_run_resumes_and_ignores_new_overrides(tmp_path):
-    m = tmp_path / "m"
-    m.mkdir()
-    (m / "state.pt").touch()
-    (m / "best.safetensors").touch()  # written early by a training that evaluates every few epochs: not finished
-    (m / "train.log").write_text("INFO: epoch 3/20 it 10/188\n")
+    # best.safetensors is written early by a training that evaluates every few epochs: not finished
+    m = _half_or_finished(tmp_path, "INFO: epoch 3/20 it 10/188\n", "best.safetensors")
     out, calls = _run_step(tmp_path, m, "solver.epochs=99")
     assert "lbl: resuming training" in out
     assert calls == [f"train --resume --out {m}"]
 
 
 def test_finished_run_is_not_repeated(tmp_path):
-    m = tmp_path / "m"
-    m.mkdir()
-    (m / "state.pt").touch()
-    (m / "train.log").write_text("2026-12-02 08:00:00 INFO: done: {'mAP': 0.4}\n")
+    m = _half_or_finished(tmp_path, "2026-12-02 08:00:00 INFO: done: {\"mAP\": 0.4}\n")
     out, calls = _run_step(tmp_path, m)
     assert "lbl: trained" in out
     assert calls == []
