@@ -13,7 +13,7 @@
 # (benchmarks/fed_eval_features.py, the released log's comparison). The baseline and full FED are also trained and
 # tested on holistic Market-1501.
 #
-#   bash benchmarks/fed_study.sh [PRESET ...]             # default: the four presets above, in order
+#   bash benchmarks/fed_study.sh [PRESET ...]             # default: the four presets, baseline and full FED first
 #   python benchmarks/fed_table.py --out runs/occluded     # the ablation tables for docs/benchmarks.md
 #   python benchmarks/occluded_table.py --out runs/occluded --method fed_lite0   # FED in the joint table
 #
@@ -41,7 +41,8 @@ SYNTH_IDS=${SYNTH_IDS:-220}
 THREADS=${THREADS:-0}
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
-    PRESETS=(bot_lite0 fed_lite0_npo fed_lite0_oem fed_lite0)
+    # the bar first (full FED against the baseline), then the ablation's intermediate steps
+    PRESETS=(bot_lite0 fed_lite0 fed_lite0_npo fed_lite0_oem)
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=occluded_common.sh
