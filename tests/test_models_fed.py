@@ -69,7 +69,7 @@ def test_oem_loss_is_mse_to_one_and_to_the_stripe_targets():
     loss = build_losses([{"name": "fed_oem"}])
     total, parts = loss({"oem_scores": clean, "oem_scores_occ": occ}, {"stripe_targets": targets})
     expected = ((clean.numpy() - 1) ** 2).mean() + ((occ.detach().numpy() - targets.numpy()) ** 2).mean()
-    assert float(total) == pytest.approx(expected, rel=1e-6)
+    assert float(total.detach()) == pytest.approx(expected, rel=1e-6)
     total.backward()
     # the occluded stripe's score is pushed towards 0 (gradient 2·s/12 > 0), visible ones towards 1
     assert occ.grad[0, 3] == pytest.approx(2 * float(occ[0, 3]) / 12, rel=1e-5)
