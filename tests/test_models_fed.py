@@ -72,8 +72,8 @@ def test_oem_loss_is_mse_to_one_and_to_the_stripe_targets():
     assert float(total.detach()) == pytest.approx(expected, rel=1e-6)
     total.backward()
     # the occluded stripe's score is pushed towards 0 (gradient 2·s/12 > 0), visible ones towards 1
-    assert occ.grad[0, 3] == pytest.approx(2 * float(occ[0, 3]) / 12, rel=1e-5)
-    assert occ.grad[0, 0] == pytest.approx(2 * (float(occ[0, 0]) - 1) / 12, rel=1e-5)
+    assert occ.grad[0, 3] == pytest.approx(2 * float(occ[0, 3].detach()) / 12, rel=1e-5)
+    assert occ.grad[0, 0] == pytest.approx(2 * (float(occ[0, 0].detach()) - 1) / 12, rel=1e-5)
     with pytest.raises(KeyError, match="npo"):
         loss({"oem_scores": clean, "oem_scores_occ": occ}, {"pids": torch.zeros(3)})
 
