@@ -14,17 +14,22 @@ COMMON = ROOT / "benchmarks" / "train_common.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def _run_step(tmp_path: Path, model_dir: Path, *overrides: str) -> tuple[str, list[str]]:
-    """Source train_common.sh and call train_or_resume with a fake `robustreid` that records its argv."""
+def _fake_trainer(tmp_path: Path, body: str) -> dict:
+    """An environment whose `robustreid` is a bash script running ``body``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    calls = tmp_path / "calls.txt"
     fake = bin_dir / "robustreid"
-    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{calls}"\n')
+    fake.write_text(f"#!/usr/bin/env bash\n{body}\n")
     fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def _run_step(tmp_path: Path, model_dir: Path, *overrides: str) -> tuple[str, list[str]]:
+    """Source train_common.sh and call train_or_resume with a fake `robustreid` that records its argv."""
+    calls = tmp_path / "calls.txt"
+    env = {**_fake_trainer(tmp_path, f'echo "$*" >> "{calls}"'), "ARGS": " ".join(overrides)}
     script = (f'set -euo pipefail; source "{COMMON}"; '
               f'(set -f; train_or_resume lbl "{model_dir}" "{tmp_path / "log.txt"}" preset_x $ARGS)')
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGS": " ".join(overrides)}
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
     return out, calls.read_text().splitlines() if calls.exists() else []
 
@@ -62,11 +67,7 @@ def test_finished_run_is_not_repeated(tmp_path):
 
 
 def test_a_failing_training_stops_the_study(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "robustreid").write_text("#!/usr/bin/env bash\nexit 3\n")
-    (bin_dir / "robustreid").chmod(0o755)
+    env = _fake_trainer(tmp_path, "exit 3")
     script = f'set -euo pipefail; source "{COMMON}"; train_or_resume lbl "{tmp_path / "m"}" "{tmp_path / "l"}" p; echo after'
-    proc = subprocess.run(["bash", "-c", script], env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-                          capture_output=True, text=True)
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     assert proc.returncode == 3 and "after" not in proc.stdout
