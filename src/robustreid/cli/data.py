@@ -50,7 +50,7 @@ def synth(out, identities, cameras, images_per_id, seed, occluded, size, distrac
 
 @click.group("data")
 def data():
-    """Inspect datasets (counts, problems)."""
+    """Inspect datasets (counts, problems) and build Occluded-Duke from DukeMTMC-reID."""
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -139,3 +139,34 @@ def info(root, name, options, check):
         click.echo("\nno problems found" + ("" if check else " (run with --check to decode every image)"))
     if check and ds.problems:
         click.get_current_context().exit(1)
+
+
+@data.command("occluded-duke")
+@click.option("--duke", "duke_root", required=True, type=click.Path(),
+              help="DukeMTMC-reID (the folder with bounding_box_train, query, bounding_box_test, or its parent).")
+@click.option("--lists", "lists_dir", required=True, type=click.Path(),
+              help="Folder with train.list, query.list, gallery.list (Occluded_Duke/ of "
+                   "github.com/lightas/Occluded-DukeMTMC-Dataset).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The Occluded-Duke folder to write.")
+@click.option("--copy", is_flag=True, help="Copy the images instead of hard-linking them.")
+@click.option("--overwrite", is_flag=True, help="Replace an --out built from other lists (or not by this command).")
+def occluded_duke(duke_root, lists_dir, out, copy, overwrite):
+    """Build Occluded-Duke from DukeMTMC-reID and its published name lists (nothing is downloaded).
+
+    Every listed image is looked up in its own Duke split, then in the others (Occluded-Duke moves occluded gallery
+    images into its query); nothing is written unless all are found, and the set appears at --out only when
+    complete. Running it again with the same lists does nothing."""
+    from ..data.datasets import DatasetError
+    from ..data.resplit import build_occluded_duke
+
+    try:
+        s = build_occluded_duke(duke_root, lists_dir, out, link=not copy, overwrite=overwrite)
+    except (DatasetError, ValueError, FileExistsError) as e:
+        raise click.ClickException(str(e)) from None
+    counts = "  ".join(f"{split} {v['images']:,}" for split, v in s["lists"].items())
+    if s.get("reused"):
+        click.echo(f"{out} is already built from these lists ({counts})")
+        return
+    moved = sum(s["moved_between_splits"].values())
+    click.echo(f"wrote {out}: {counts}; {moved:,} images taken from another Duke split; "
+               f"{s['linked']:,} hard-linked, {s['copied']:,} copied")

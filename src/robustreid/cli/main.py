@@ -17,7 +17,7 @@ from .. import __version__
 #: command name -> "module:attribute", in the order shown by --help
 COMMANDS = {
     "synth": ("robustreid.cli.data:synth", "Generate the built-in synthetic person dataset."),
-    "data": ("robustreid.cli.data:data", "Inspect datasets (counts, problems)."),
+    "data": ("robustreid.cli.data:data", "Inspect datasets (counts, problems); build Occluded-Duke."),
     "corrupt": ("robustreid.cli.corrupt:corrupt", "Write corrupted copies of a dataset; preview corruptions."),
     "train": ("robustreid.cli.train:train", "Train a model from a config preset."),
     "extract": ("robustreid.cli.train:extract", "Extract features of a dataset with a trained model."),
