@@ -177,6 +177,25 @@ def test_gem_is_gap_at_p1_and_tends_to_gmp():
     assert g.p.grad is not None and torch.isfinite(g.p.grad)
 
 
+def test_gem_p_driven_below_one_pools_as_the_average_not_as_eps():
+    """The collapse seen on real data: on a sparse map a p pushed to <= 0 made every image's feature a function of
+    eps; the floor p_min = 1 keeps it the average, and the gradient stops pushing p down."""
+    x = torch.zeros(3, 4, 8, 4)
+    x[0, :, 0, 0], x[1, :, 2, 1], x[2, :, 5, 3] = 6.0, 3.0, 1.5  # one active cell per image, as a ReLU6 head
+    g = GeM()
+    with torch.no_grad():
+        g.p.fill_(-0.13)
+    y = g(x)
+    torch.testing.assert_close(y, x.clamp(min=1e-6).mean(dim=(2, 3)))
+    assert y[:, 0].unique().numel() == 3  # three images, three features
+    y.sum().backward()
+    assert g.p.grad.item() == 0.0
+    free = (x.clamp(min=1e-6).pow(-0.13).mean(dim=(2, 3))).pow(1 / -0.13)  # what an unclamped p gives
+    assert free.max() < 1e-5  # every image's feature is of the order of eps: the collapse
+    with pytest.raises(ValueError, match="p_min"):
+        GeM(p=0.5)
+
+
 def test_gmp_pooling_and_pooling_names():
     model = build_model(_cfg("resnet18", {"width": 0.125}, pooling="gmp"), 2).train()
     out = model(_images(2))

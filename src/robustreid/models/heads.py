@@ -21,20 +21,28 @@ class GlobalMaxPool(nn.Module):
 class GeM(nn.Module):
     """Generalised mean pooling ``(mean(clamp(x, eps)^p))^(1/p)`` with a learnable p (init 3).
 
-    p = 1 is average pooling; as p grows it tends to max pooling."""
+    p = 1 is average pooling; as p grows it tends to max pooling. The exponent used is ``max(p, p_min)`` (ours, not
+    in the CIL / fast-reid code, which leave p free): below 1 GeM stops being a mean between average and max pooling
+    and, on sparse maps (ReLU6 heads where most cells are 0), a p driven to or below 0 turns the output into a
+    function of ``eps`` alone — the same feature for every image. That collapse was hit on real data (CIL recipe on
+    the pretrained EfficientNet-Lite0, SGD 0.008: p fell from 3 to −0.13 in 150 steps, after which the loss stayed at
+    ln(751) + ln 2). With the floor, such a p pools as the average and the gradient that pushed it down stops."""
 
-    def __init__(self, p: float = 3.0, eps: float = 1e-6, learnable: bool = True):
+    def __init__(self, p: float = 3.0, eps: float = 1e-6, learnable: bool = True, p_min: float = 1.0):
         super().__init__()
+        if p < p_min:
+            raise ValueError(f"GeM: p ({p}) must be >= p_min ({p_min})")
         self.p = nn.Parameter(torch.tensor(float(p)), requires_grad=learnable)
         self.eps = eps
+        self.p_min = float(p_min)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.p.float()
+        p = self.p.float().clamp(min=self.p_min)
         y = x.float().clamp(min=self.eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"p={self.p.item():.4g}, eps={self.eps}"
+        return f"p={self.p.item():.4g}, eps={self.eps}, p_min={self.p_min}"
 
 
 @POOLINGS.register("gap")
