@@ -2,7 +2,6 @@
 exact resume, identical on two Gloo ranks), the FDM's choice of other identities' centres, the eval graph without
 FDM/bank, the inference feature, and a smoke training + `robustreid eval` on a tiny synthetic occluded set."""
 
-import io
 import os
 
 import numpy as np
@@ -15,6 +14,7 @@ from safetensors.torch import load_file
 
 from engine_support import free_port, install_data_standins, join_gloo_env, make_dataset, tiny_config
 from robustreid.data.sample import ReidDataset
+from robustreid.export import onnx_export
 from robustreid.losses import build_losses
 from robustreid.models import ModelConfig, build_model
 from robustreid.models.fed import momentum_update, neighbour_indices
@@ -267,10 +267,9 @@ def test_eval_forward_never_runs_fdm_and_export_has_no_fdm_or_bank():
     model(x)
     assert calls == []
 
-    def initializers(m):
-        buf = io.BytesIO()
-        torch.onnx.export(m, (x,), buf, dynamo=False, input_names=["images"])
-        return [numpy_helper.to_array(t) for t in onnx.load_from_string(buf.getvalue()).graph.initializer]
+    def initializers(m):  # the package's own export path (the TorchScript exporter, as `robustreid export` uses)
+        proto = onnx_export._trace(onnx_export.EmbeddingGraph(m), x, "torchscript", 17)
+        return [numpy_helper.to_array(t) for t in proto.graph.initializer]
 
     def holds(inits, tensor):  # as stored, transposed (MatMul weights) or row-normalised (a folded cosine)
         t = tensor.detach()
