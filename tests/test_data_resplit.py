@@ -133,7 +133,7 @@ def test_a_bad_list_line_is_named_with_its_line_number(tmp_path, line, message):
 
 def test_a_source_without_the_market_layout_is_named(tmp_path):
     (tmp_path / "duke" / "query").mkdir(parents=True)
-    with pytest.raises(DatasetError, match=r"duke: not a Market-layout dataset: expected bounding_box_train"):
+    with pytest.raises(DatasetError, match=r"duke: not a Market-layout dataset folder: missing bounding_box_train, bounding_box_test"):
         build_occluded_duke(str(tmp_path / "duke"), str(_lists(tmp_path)), str(tmp_path / "out"))
 
 

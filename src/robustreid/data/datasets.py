@@ -38,6 +38,10 @@ MARKET_SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bo
 _MARKET_RE = re.compile(r"^([-\d]+)_c(\d+)")
 
 
+#: where a DukeMTMC-reID archive keeps its three folders, inside the given root
+DUKE_FOLDERS = ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmc", "DukeMTMC")
+
+
 class DatasetError(ValueError):
     """A dataset folder, list or file name does not match the expected layout. The message names the path."""
 
@@ -245,8 +249,7 @@ def market1501(root: str, skip_bad: bool = False, verify: bool = False) -> ReidD
 @register_dataset("dukemtmc")
 def dukemtmc(root: str, skip_bad: bool = False, verify: bool = False) -> ReidDataset:
     """DukeMTMC-reID: Market layout with names like ``0001_c2_f0046182.jpg`` (inside DukeMTMC-reID/)."""
-    return _market_style("dukemtmc", root, ["DukeMTMC-reID", "dukemtmc-reid", "dukemtmc", "DukeMTMC"],
-                         skip_bad, verify)
+    return _market_style("dukemtmc", root, DUKE_FOLDERS, skip_bad, verify)
 
 
 @register_dataset("occluded_duke")

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .datasets import DatasetError
+from .datasets import DUKE_FOLDERS, DatasetError, _find_root
 
 __all__ = ["OCCLUDED_DUKE_LISTS", "MARKET_FOLDERS", "read_name_list", "build_resplit", "build_occluded_duke"]
 
@@ -28,7 +28,6 @@ __all__ = ["OCCLUDED_DUKE_LISTS", "MARKET_FOLDERS", "read_name_list", "build_res
 MARKET_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 #: split -> list file name, as published with Occluded-Duke
 OCCLUDED_DUKE_LISTS = {"train": "train.list", "query": "query.list", "gallery": "gallery.list"}
-_DUKE_CANDIDATES = ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmc", "DukeMTMC")
 _NAME_RE = re.compile(r"^-?\d+_c\d+[^/\\]*\.(jpg|jpeg|png)$", re.IGNORECASE)
 _MANIFEST = "resplit.json"
 
@@ -53,17 +52,6 @@ def read_name_list(path: str) -> List[str]:
     if not names:
         raise DatasetError(f"{path}: the list is empty")
     return names
-
-
-def _source_root(root: str) -> str:
-    """``root`` or the one candidate folder inside it that holds the three Market-layout folders."""
-    if not os.path.isdir(root):
-        raise DatasetError(f"{root}: source dataset folder not found")
-    for d in [root] + [os.path.join(root, c) for c in _DUKE_CANDIDATES]:
-        if all(os.path.isdir(os.path.join(d, f)) for f in MARKET_FOLDERS.values()):
-            return d
-    raise DatasetError(f"{root}: not a Market-layout dataset: expected {', '.join(MARKET_FOLDERS.values())} "
-                       f"(also looked inside {', '.join(_DUKE_CANDIDATES)})")
 
 
 def _locate(src: str, split: str, names: Sequence[str]) -> Tuple[Dict[str, str], List[str]]:
@@ -128,7 +116,7 @@ def build_resplit(source: str, lists: Mapping[str, str], out: str, link: bool = 
     unknown = sorted(set(lists) - set(MARKET_FOLDERS))
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; expected {sorted(MARKET_FOLDERS)}")
-    src = _source_root(source)
+    src = _find_root(source, list(MARKET_FOLDERS.values()), DUKE_FOLDERS, "Market-layout dataset")
     names = {split: read_name_list(path) for split, path in lists.items()}
     manifest = {"source": os.path.abspath(src),
                 "lists": {s: {"file": os.path.basename(p), "sha256": _digest(p), "images": len(names[s])}
