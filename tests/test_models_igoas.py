@@ -163,6 +163,36 @@ def test_mask_loss_gradient_only_inside_the_occlusion():
     assert torch.allclose(g[:2], 2 * p.detach()[0, 0, :2] / 8)  # d/dp mean(p²) on the occluded cells
 
 
+def test_mask_loss_on_the_suppression_branch_only_leaves_the_global_map_alone():
+    # igoas_lite0_occmask: map_keys [map_occ]; the clean view's global map gets no gradient from the mask loss
+    occ = torch.zeros(1, 1, 8, 4)
+    occ[:, :, 2:6, 1:3] = 1.0
+    g_map = torch.full((1, 1, 8, 4), 2.0, requires_grad=True)
+    o_map = torch.full((1, 1, 8, 4), 3.0, requires_grad=True)
+    loss = MaskLoss(["map_occ"])(
+        {"map_global": g_map, "map_occ": o_map}, {"occ_mask": occ})
+    assert float(loss.detach()) == pytest.approx(9.0 * 8 / 32)  # only the suppression map's occluded cells
+    loss.backward()
+    assert g_map.grad is None and (o_map.grad[occ.bool()] != 0).all() and (o_map.grad[~occ.bool()] == 0).all()
+
+
+def test_igo_rectangles_cover_the_centre_of_a_small_map_more_than_its_border():
+    # the reason for igoas_lite0_occmask: uniformly placed IGO rectangles, resized as the released code does, hit the
+    # centre columns of an 8×4 map far more often than its border columns
+    from robustreid.transforms.augment.igo import igo_rect_size
+
+    g = torch.Generator().manual_seed(0)
+    cover = torch.zeros(8, 4)
+    for _ in range(400):
+        h, w = igo_rect_size(g, 128, 64, 128 * 64 / 4)
+        top, left = int(torch.randint(0, 128 - h + 1, (1,), generator=g)), int(torch.randint(0, 64 - w + 1, (1,), generator=g))
+        m = torch.zeros(1, 1, 128, 64)
+        m[..., top:top + h, left:left + w] = 1.0
+        cover += 1.0 - keep_mask(m, (8, 4))[0, 0]
+    cover /= 400
+    assert cover[:, 1:3].mean() > 4 * cover[:, [0, 3]].mean()
+
+
 def test_mask_area_resize_keeps_small_blocks():
     occ = torch.zeros(1, 1, 16, 8)
     occ[:, :, 5:7, 1:3] = 1.0  # a 2×2 block between the pixels that bilinear resizing to 4×2 samples
@@ -302,7 +332,7 @@ def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
     assert all(p.requires_grad for p in tr.model.backbone.parameters())
 
 
-STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
+STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_lite0_occmask", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
                  "bot_lite0_batch_erasing", "bot_lite0_batch_dropblock", "bot_lite0_slow_dropblock", "bot_lite0_igo",
                  "cpu_small_batch_erasing", "cpu_small_batch_dropblock", "cpu_small_slow_dropblock"]
 
