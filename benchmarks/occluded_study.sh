@@ -5,7 +5,7 @@
 # mix (3 passes; query, gallery, both), the occlusion family; IGOAS and the baseline also trained and tested on
 # holistic Market-1501 and DukeMTMC-reID; the two IGOAS branches' maps on occluded queries; the tables.
 #
-#   bash benchmarks/occluded_study.sh [PRESET ...]     # default: the seven presets, IGOAS and its baseline first
+#   bash benchmarks/occluded_study.sh [PRESET ...]     # default: the eight presets, IGOAS and its baseline first
 #   python benchmarks/occluded_table.py --out runs/occluded   # the tables for docs/benchmarks.md
 #
 # Every step resumes: a finished training (its train.log says "done") is not repeated, a half-finished one continues
@@ -23,7 +23,7 @@
 #   STEPS       [occluded synthetic holistic maps]   which parts to run
 #   OCC_SEVERITIES [1,3]            severities of the occlusion family
 #   HOLISTIC    [bot_lite0 igoas_lite0]   presets also trained and tested on Market-1501 and DukeMTMC-reID
-#   MAPS        [igoas_lite0 bot_lite0]   Occluded-Duke models whose maps are drawn on occluded queries
+#   MAPS        [igoas_lite0 igoas_lite0_occmask bot_lite0]   Occluded-Duke models whose maps are drawn on occluded queries
 #   SYNTH_IDS   [220]               identities of the synthetic occluded set (half train), made once in OUT/data
 #   THREADS     [0]                 torch threads of each training (0 = torch's default)
 set -euo pipefail
@@ -36,14 +36,14 @@ TRAIN_ARGS=${TRAIN_ARGS:-'train.eval_period=0'}
 STEPS=${STEPS:-occluded synthetic holistic maps}
 OCC_SEVERITIES=${OCC_SEVERITIES:-1,3}
 HOLISTIC=${HOLISTIC:-bot_lite0 igoas_lite0}
-MAPS=${MAPS:-igoas_lite0 bot_lite0}
+MAPS=${MAPS:-igoas_lite0 igoas_lite0_occmask bot_lite0}
 SYNTH_IDS=${SYNTH_IDS:-220}
 THREADS=${THREADS:-0}
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
     # the issue's bar first (IGOAS against the baseline), then the other baselines: on 2 CPU cores a study spans
     # many sessions (docs/benchmarks.md#occluded), and the first two models answer the main question
-    PRESETS=(bot_lite0 igoas_lite0 pcb_lite0 bot_lite0_batch_erasing bot_lite0_batch_dropblock
+    PRESETS=(bot_lite0 igoas_lite0 igoas_lite0_occmask pcb_lite0 bot_lite0_batch_erasing bot_lite0_batch_dropblock
              bot_lite0_slow_dropblock bot_lite0_igo)
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
