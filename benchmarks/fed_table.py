@@ -3,9 +3,10 @@
 
     python benchmarks/fed_table.py [--out runs/occluded] [--baseline bot_lite0] [--method fed_lite0]
 
-Per study set (Occluded-Duke, synthetic occluded), one row per model in ablation order (bot_lite0, fed_lite0_npo,
-fed_lite0_oem, fed_lite0, then any other): clean R1 / mAP / mINP and the change of clean mAP from the row above (each
-added part's effect), the corruption mix with both sides corrupted (R1, mAP mean ± std over the passes, retained
+Per study set (Occluded-Duke, synthetic occluded), one row per model of the ablation in its order (bot_lite0,
+fed_lite0_npo, fed_lite0_oem, fed_lite0; with --others, every other model of the folder after them, e.g. the
+occlusion study's, whose Δ is left blank): clean R1 / mAP / mINP and the change of clean mAP from the ablation row
+above (each added part's effect), the corruption mix with both sides corrupted (R1, mAP mean ± std over the passes, retained
 fraction of the clean mAP), query-only mix mAP, and the mean mAP over the occluders with both sides occluded per
 severity. Then f′ against the FDM output for FED, holistic Market-1501 (clean), and the issue's bar: full FED's
 clean mAP minus the baseline's on Occluded-Duke (>= 2). A missing part shows "—". The same folder also feeds
@@ -44,31 +45,32 @@ def _rows(folder: Path, model: str):
     return [r for r in read_results(folder) if r["model"] == model]
 
 
-def _models(folder: Path):
+def _models(folder: Path, others: bool = False):
     found = [p.name for p in folder.iterdir() if (p / "results.csv").is_file()] if folder.is_dir() else []
-    return [m for m in ORDER if m in found] + sorted(m for m in found if m not in ORDER)
+    return [m for m in ORDER if m in found] + (sorted(m for m in found if m not in ORDER) if others else [])
 
 
-def set_table(out: Path, name: str, severities=(1, 3)) -> list:
+def set_table(out: Path, name: str, severities=(1, 3), others: bool = False) -> list:
     from robustreid.robustness.summary import protocol_summary
 
     head = ("| model | clean R1 / mAP / mINP | Δ clean mAP | both mix R1 | both mix mAP | retained | query mix mAP | "
             + " | ".join(f"occl. both sev {s}" for s in severities) + " |")
     lines = [f"**{SET_NAMES.get(name, name)}**", "", head, "|" + "---|" * (head.count(" | ") + 1)]
     prev = None
-    for m in _models(out / name / "mix"):
+    for m in _models(out / name / "mix", others):
         summ = {(d["protocol"], d["source"]): d for d in protocol_summary(_rows(out / name / "mix" / m, m))}
         c, both, query = summ.get(("clean", "clean")), summ.get(("both", "mix")), summ.get(("query", "mix"))
         occ = {}
         for r in _rows(out / name / "occlusion" / m, m):
             if r["protocol"] == "both":
                 occ.setdefault(int(r["severity"]), []).append(r["mAP"])
-        delta = "—" if c is None or prev is None else f"{100 * (c['mAP'] - prev):+.1f}"
+        delta = "—" if c is None or prev is None or m not in ORDER else f"{100 * (c['mAP'] - prev):+.1f}"
         cells = [f"`{m}`", f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—", delta,
                  _pm(both, "R1"), _pm(both, "mAP"), f"{both['retained_mAP']:.3f}" if both and c else "—",
                  _pm(query, "mAP")] + [_pct(statistics.fmean(occ[s])) if s in occ else "—" for s in severities]
         lines.append("| " + " | ".join(cells) + " |")
-        prev = c["mAP"] if c else None
+        if m in ORDER:  # the next ablation step is compared with this one
+            prev = c["mAP"] if c else None
     return lines
 
 
@@ -116,13 +118,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/occluded", help="the study folder (OUT of fed_study.sh)")
     ap.add_argument("--baseline", default="bot_lite0")
     ap.add_argument("--method", default="fed_lite0")
+    ap.add_argument("--others", action="store_true", help="also list the folder's other models (no Δ)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     sets = [s for s in ("occluded_duke", "synthetic") if (out / s / "mix").is_dir()]
     if not sets:
         print(f"fed_table: no {out}/<set>/mix folder: run benchmarks/fed_study.sh first", file=sys.stderr)
         return 2
-    blocks = [set_table(out, s) for s in sets] + [features_table(out, sets), holistic_table(out),
+    blocks = [set_table(out, s, others=args.others) for s in sets] + [features_table(out, sets), holistic_table(out),
                                                   bar_lines(out, args.baseline, args.method)]
     print("\n\n".join("\n".join(b) for b in blocks if b))
     return 0
