@@ -177,19 +177,14 @@ def test_mask_loss_on_the_suppression_branch_only_leaves_the_global_map_alone():
 
 
 def test_igo_rectangles_cover_the_centre_of_a_small_map_more_than_its_border():
-    # the reason for igoas_lite0_occmask: uniformly placed IGO rectangles, resized as the released code does, hit the
-    # centre columns of an 8×4 map far more often than its border columns
-    from robustreid.transforms.augment.igo import igo_rect_size
+    # the reason for igoas_lite0_occmask: the igo augmentation's uniformly placed rectangles, resized as the released
+    # code does, hit the centre columns of an 8×4 map far more often than its border columns
+    from robustreid.transforms.augment.base import AugContext
+    from robustreid.transforms.augment.igo import IGO
 
-    g = torch.Generator().manual_seed(0)
-    cover = torch.zeros(8, 4)
-    for _ in range(400):
-        h, w = igo_rect_size(g, 128, 64, 128 * 64 / 4)
-        top, left = int(torch.randint(0, 128 - h + 1, (1,), generator=g)), int(torch.randint(0, 64 - w + 1, (1,), generator=g))
-        m = torch.zeros(1, 1, 128, 64)
-        m[..., top:top + h, left:left + w] = 1.0
-        cover += 1.0 - keep_mask(m, (8, 4))[0, 0]
-    cover /= 400
+    igo, ctx = IGO(start=0.25, growth=0.0), AugContext(generator=torch.Generator().manual_seed(0))
+    cover = sum(1.0 - keep_mask(igo({"images": torch.zeros(1, 3, 128, 64)}, ctx)["occ_mask"], (8, 4))[0, 0]
+                for _ in range(400)) / 400
     assert cover[:, 1:3].mean() > 4 * cover[:, [0, 3]].mean()
 
 
