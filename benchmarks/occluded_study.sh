@@ -44,7 +44,7 @@ if [ ${#PRESETS[@]} -eq 0 ]; then
     # the issue's bar first (IGOAS against the baseline), then the other baselines: on 2 CPU cores a study spans
     # many sessions (docs/benchmarks.md#occluded), and the first two models answer the main question
     PRESETS=(bot_lite0 igoas_lite0 igoas_lite0_occmask pcb_lite0 bot_lite0_batch_erasing bot_lite0_batch_dropblock
-             bot_lite0_slow_dropblock bot_lite0_igo)
+             bot_lite0_slow_dropblock bot_lite0_igo igoas_lite0_noocc)
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=occluded_common.sh

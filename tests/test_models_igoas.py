@@ -327,7 +327,7 @@ def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
     assert all(p.requires_grad for p in tr.model.backbone.parameters())
 
 
-STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_lite0_occmask", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
+STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_lite0_occmask", "igoas_lite0_noocc", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
                  "bot_lite0_batch_erasing", "bot_lite0_batch_dropblock", "bot_lite0_slow_dropblock", "bot_lite0_igo",
                  "cpu_small_batch_erasing", "cpu_small_batch_dropblock", "cpu_small_slow_dropblock"]
 
@@ -354,6 +354,28 @@ def test_study_presets_build_and_take_a_training_step(preset):
     total.backward()
     assert torch.isfinite(total) and set(parts) == {s["name"] for s in cfg.losses}
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+
+@pytest.mark.parametrize("epoch", [0, 5, 16, 17])
+def test_noocc_control_feeds_the_clean_image_to_both_branches(epoch):
+    # igoas_lite0_noocc: the IGO of the control occludes nothing at any epoch of the schedule, so the suppression
+    # branch's input is the clean view itself, and the recipe has no mask loss
+    from robustreid.engine.config import load_train_config
+    from robustreid.transforms.augment import AugContext, build_batch_augment
+
+    cfg = load_train_config("igoas_lite0_noocc", ["model.pretrained="])
+    ref = load_train_config("igoas_lite0", ["model.pretrained="])
+    assert [s["name"] for s in cfg.losses] == ["igoas_ce"]
+    assert (cfg.model.name, cfg.model.method_kwargs, cfg.solver.lr) == (ref.model.name, ref.model.method_kwargs,
+                                                                        ref.solver.lr)
+    x = torch.rand(4, 3, 32, 16)
+    ctx = AugContext(generator=torch.Generator().manual_seed(epoch), epoch=epoch)
+    b = build_batch_augment(cfg.data.augs)({"images": x, "pids": torch.arange(4)}, ctx)
+    assert torch.equal(b["images"], x) and torch.equal(b["clean_images"], x)
+    assert b["occ_mask"].sum() == 0
+    # the study preset, for contrast, does occlude
+    b = build_batch_augment(ref.data.augs)({"images": x, "pids": torch.arange(4)}, ctx)
+    assert b["occ_mask"].sum() > 0 and not torch.equal(b["images"], x)
 
 
 def test_igoas_on_efficientnet_lite0_splits_at_its_last_strided_stage():
