@@ -327,8 +327,9 @@ def test_freeze_backbone_epochs_trains_new_layers_only(dataset, tmp_path):
     assert all(p.requires_grad for p in tr.model.backbone.parameters())
 
 
-STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_lite0_occmask", "igoas_lite0_noocc", "igoas_cpu_small", "pcb_lite0", "pcb_cpu_small", "bot_lite0",
-                 "bot_lite0_batch_erasing", "bot_lite0_batch_dropblock", "bot_lite0_slow_dropblock", "bot_lite0_igo",
+STUDY_PRESETS = ["igoas_r50", "igoas_lite0", "igoas_lite0_occmask", "igoas_lite0_noocc", "igoas_cpu_small",
+                 "pcb_lite0", "pcb_cpu_small", "bot_lite0", "bot_lite0_batch_erasing", "bot_lite0_batch_dropblock",
+                 "bot_lite0_slow_dropblock", "bot_lite0_igo",
                  "cpu_small_batch_erasing", "cpu_small_batch_dropblock", "cpu_small_slow_dropblock"]
 
 
