@@ -296,10 +296,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     :func:`robustreid.robustness.extract.simple_extract`). ``max_ids`` > 0 evaluates on that many query identities
     only (:func:`subset_identities`; for quick looks — the numbers are then not comparable with full runs).
     """
-    if mode is not None:
-        modes = mode
     prots = parse_protocols(protocols)
-    mds = parse_modes(modes)
+    mds = parse_modes(mode if mode is not None else modes)
     corrs = parse_corruptions(corruptions)
     sevs = parse_severities(severities)
     mix_corrs = parse_corruptions(mix_corruptions) if mix_corruptions is not None else corrs
@@ -311,23 +309,7 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     dev = _device(device)
     if evaluator is None:
         from ..eval import evaluate as evaluator  # type: ignore[attr-defined,no-redef]
-
-    if isinstance(dataset, str):
-        from ..data import load_dataset  # type: ignore[attr-defined]
-
-        if root is None:
-            raise ValueError(f"dataset {dataset!r} given by name: pass its root folder too")
-        ds = load_dataset(dataset, root)
-    else:
-        ds = dataset
-    ds_name = ds.name
-    ds_root = root if root is not None else (ds.root or None)
-    if max_ids:
-        ds = subset_identities(ds, int(max_ids))
-    if not ds.query or not ds.gallery:
-        raise ValueError(f"dataset {ds_name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be "
-                         f"empty")
-    _check_valid_queries(ds_name, ds.query, ds.gallery)
+    ds, ds_root = _bench_dataset(dataset, root, max_ids)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -335,9 +317,8 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     if reference_model is not None and reference_model not in [b.name for b in bms]:
         log.info("reference model %s is not in this run; the mCE ratio needs its rows in one of the report's runs",
                  reference_model)
-
     config = {
-        "dataset": ds_name, "root": str(ds_root) if ds_root else None, "protocols": list(prots), "modes": list(mds),
+        "dataset": ds.name, "root": str(ds_root) if ds_root else None, "protocols": list(prots), "modes": list(mds),
         "corruptions": list(corrs), "severities": list(sevs), "passes": passes, "mix_passes": mix_passes,
         "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs), "seed": int(seed),
         "batch_size": int(batch_size), "device": str(dev), "flip": bool(flip), "num_workers": int(num_workers),
@@ -348,129 +329,204 @@ def run_benchmark(models: Mapping[str, ModelLike] | Sequence[ModelLike], dataset
     team = Team.current()  # one process, or the ranks of a torchrun launch
     team.on_main(lambda: _write_run_json(out, config, bms, command, len(ds.query), len(ds.gallery)))
 
-    store = team.store(out)
-    cells = build_cells(prots, mds, corrs, sevs, passes, mix_passes)
-    q, g = ds.query, ds.gallery
-    q_pids = np.asarray([s.pid for s in q], dtype=np.int64)
-    g_pids = np.asarray([s.pid for s in g], dtype=np.int64)
-    q_cams = np.asarray([s.camid for s in q], dtype=np.int64)
-    g_cams = np.asarray([s.camid for s in g], dtype=np.int64)
-
+    run = _Run(out=out, ds_name=ds.name, ds_root=ds_root, query=ds.query, gallery=ds.gallery,
+               cells=build_cells(prots, mds, corrs, sevs, passes, mix_passes), store=team.store(out), team=team,
+               evaluator=evaluator, extractor=extractor, device=dev, seed=int(seed), batch_size=batch_size,
+               flip=flip, num_workers=num_workers, max_rank=max_rank, examples=examples, progress=progress,
+               mix_corruptions=list(mix_corrs), mix_severities=list(mix_sevs))
     for bm in bms:
-        ext = extractor or _default_extractor(bm.model)
-        todo = [c for c in cells if (bm.name, ds_name, c.protocol, c.corruption, c.severity, c.pass_index) not in store]
-        need_examples = team.agree(examples > 0 and not (out / "examples" / f"{bm.name}.json").exists())
-        if not todo and not need_examples:
-            log.info("%s: all %d cells already done", bm.name, len(cells))
-            continue
+        _bench_model(run, bm)
+    return team.rows(run.store)
 
-        def extract(samples, transform=None):
-            _sync(dev)
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                f = ext(bm.model, samples, batch_size=batch_size, device=dev, flip=flip, transform=transform,
-                        num_workers=num_workers, progress=False)
-            _sync(dev)
-            f = np.asarray(f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f, dtype=np.float32)
-            if f.shape[0] != len(samples):
-                raise RuntimeError(f"model {bm.name}: extractor returned {f.shape[0]} features for "
-                                   f"{len(samples)} images")
-            return f, time.perf_counter() - t0
 
-        clean: Dict[str, np.ndarray] = {}
-        clean_time = 0.0
-        for split, samples in (("query", q), ("gallery", g)):
-            f, t = _cached_clean(out, bm, ds_name, ds_root, split, samples, flip, team.sharded(extract, batch_size),
-                                 team)
-            clean[split] = f
-            clean_time += t
+def _bench_dataset(dataset, root: Optional[str], max_ids: int):
+    """The benchmarked dataset (a ``ReidDataset``, or a name loaded from ``root``; ``max_ids`` > 0 keeps that many
+    query identities) and its root folder; refuses one with an empty split or no query with a true match."""
+    if isinstance(dataset, str):
+        from ..data import load_dataset  # type: ignore[attr-defined]
 
-        base = {"model": bm.name, "dataset": ds_name, "seed": int(seed), "num_query": len(q), "num_gallery": len(g)}
-        pending_clean_time = clean_time
-        ex_group = _example_group(cells) if need_examples else None
-        examples_data: Dict[str, Any] = {}
+        if root is None:
+            raise ValueError(f"dataset {dataset!r} given by name: pass its root folder too")
+        ds = load_dataset(dataset, root)
+    else:
+        ds = dataset
+    ds_root = root if root is not None else (ds.root or None)
+    if max_ids:
+        ds = subset_identities(ds, int(max_ids))
+    if not ds.query or not ds.gallery:
+        raise ValueError(f"dataset {ds.name}: query ({len(ds.query)}) and gallery ({len(ds.gallery)}) must not be "
+                         f"empty")
+    _check_valid_queries(ds.name, ds.query, ds.gallery)
+    return ds, ds_root
 
-        if need_examples:
-            ids = _pick_example_queries(q_pids, examples)
-            qi = np.asarray(ids, dtype=np.int64)
-            rk = topk_ranking(clean["query"][qi], clean["gallery"], q_pids[qi], g_pids, q_cams[qi], g_cams)
-            examples_data = {"model": bm.name, "dataset": ds_name, "root": str(ds_root) if ds_root else None,
-                             "seed": int(seed), "queries": [relative_path(q[i].path, ds_root) for i in ids],
-                             "query_pids": q_pids[qi].tolist(),
-                             "clean": [{"gallery": [relative_path(g[j].path, ds_root) for j in r],
-                                        "match": m} for r, m in rk]}
 
-        groups: Dict[Tuple[str, int, int], List[Cell]] = {}
-        for c in todo:
-            groups.setdefault(c.group, []).append(c)
-        if ex_group is not None and ex_group not in groups:
-            groups[ex_group] = []  # recompute the example group's features once (resumed run)
+@dataclass
+class _Run:
+    """What every model of one benchmark run shares: the dataset and its labels, the settings, the results store."""
 
-        bar = None
-        if progress and team.is_main:
-            bar = progress_bar(total=team.count_mine(len(groups)), desc=f"bench {bm.name}", unit="group",
-                               leave=False)
+    out: Path
+    ds_name: str
+    ds_root: Any
+    query: Sequence
+    gallery: Sequence
+    cells: List[Cell]
+    store: Any
+    team: Team
+    evaluator: Callable
+    extractor: Optional[Callable]
+    device: torch.device
+    seed: int
+    batch_size: int
+    flip: bool
+    num_workers: int
+    max_rank: int
+    examples: int
+    progress: bool
+    mix_corruptions: List[str]
+    mix_severities: List[int]
+    labels: Tuple[np.ndarray, ...] = field(init=False)  # query pids, gallery pids, query cams, gallery cams
 
-        for (corr, sev, pas), group_cells in team.share(groups.items(), store):
-            if corr == NONE:
-                for c in group_cells:
-                    t0 = time.perf_counter()
-                    m = _eval_row(evaluator, clean["query"], clean["gallery"], q_pids, g_pids, q_cams, g_cams, max_rank)
-                    row = dict(base, protocol="clean", corruption=NONE, family="clean", severity=0, **{"pass": 0},
-                               **m, extract_s=pending_clean_time, corrupt_s=0.0, metrics_s=time.perf_counter() - t0)
-                    pending_clean_time = 0.0
-                    store.append(row)
-                if bar is not None:
-                    bar.update(1)
-                continue
-            needed = {side for c in group_cells for side in SIDES[c.protocol]}
-            if (corr, sev, pas) == ex_group:
-                needed |= {"query", "gallery"}
-            feats: Dict[str, np.ndarray] = {}
-            cost: Dict[str, Tuple[float, float]] = {}
-            for side, samples in (("query", q), ("gallery", g)):
-                if side not in needed:
-                    continue
-                tr = CorruptionTransform(ds_name, ds_root, corr, sev, pas, seed, device=dev,
-                                         mix_corruptions=mix_corrs, mix_severities=mix_sevs)
-                f, t = extract(samples, tr)
-                feats[side] = f
-                cost[side] = (max(t - tr.seconds, 0.0), tr.seconds)
-            for c in sorted(group_cells, key=lambda c: CORRUPTED_PROTOCOLS.index(c.protocol)):
-                qf = feats["query"] if "query" in SIDES[c.protocol] else clean["query"]
-                gf = feats["gallery"] if "gallery" in SIDES[c.protocol] else clean["gallery"]
-                ext_s = cor_s = 0.0
-                for side in SIDES[c.protocol]:
-                    if side in cost:
-                        ext_s += cost[side][0]
-                        cor_s += cost[side][1]
-                        del cost[side]
-                t0 = time.perf_counter()
-                m = _eval_row(evaluator, qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank)
-                row = dict(base, protocol=c.protocol, corruption=corr,
-                           family=("mix" if corr == MIX else family_of(corr)), severity=sev, **{"pass": pas}, **m,
-                           extract_s=ext_s, corrupt_s=cor_s, metrics_s=time.perf_counter() - t0)
-                store.append(row)
-            if (corr, sev, pas) == ex_group and examples_data:
-                qi = np.asarray([i for i, p in enumerate(q) if relative_path(p.path, ds_root)
-                                 in set(examples_data["queries"])], dtype=np.int64)
-                order = {p: k for k, p in enumerate(examples_data["queries"])}
-                qi = np.asarray(sorted(qi.tolist(), key=lambda i: order[relative_path(q[i].path, ds_root)]))
-                rk = topk_ranking(feats["query"][qi], feats["gallery"], q_pids[qi], g_pids, q_cams[qi], g_cams)
-                examples_data["corrupted"] = {
-                    "protocol": "both", "corruption": corr, "severity": sev, "pass": pas,
-                    "mix_corruptions": list(mix_corrs), "mix_severities": list(mix_sevs),
-                    "lists": [{"gallery": [relative_path(g[j].path, ds_root) for j in r], "match": m}
-                              for r, m in rk]}
-            if bar is not None:
-                bar.update(1)
+    def __post_init__(self) -> None:
+        self.labels = tuple(np.asarray([getattr(s, a) for s in split], dtype=np.int64)
+                            for a in ("pid", "camid") for split in (self.query, self.gallery))
+
+    def evaluate(self, qf: np.ndarray, gf: np.ndarray) -> Tuple[Dict[str, float], float]:
+        """The metrics of one cell and the seconds they took."""
+        t0 = time.perf_counter()
+        m = _eval_row(self.evaluator, qf, gf, *self.labels, self.max_rank)
+        return m, time.perf_counter() - t0
+
+    def ranking(self, qf: np.ndarray, gf: np.ndarray, qi: np.ndarray) -> List[Dict[str, Any]]:
+        """The report's ranked lists of the queries ``qi`` (gallery paths relative to the root, match flags)."""
+        q_pids, g_pids, q_cams, g_cams = self.labels
+        rk = topk_ranking(qf[qi], gf, q_pids[qi], g_pids, q_cams[qi], g_cams)
+        return [{"gallery": [relative_path(self.gallery[j].path, self.ds_root) for j in r], "match": m}
+                for r, m in rk]
+
+
+def _model_extractor(run: _Run, bm: BenchModel) -> Callable:
+    """samples[, transform] -> (float32 N×D features, seconds) for one model."""
+    ext = run.extractor or _default_extractor(bm.model)
+
+    def extract(samples, transform=None):
+        _sync(run.device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            f = ext(bm.model, samples, batch_size=run.batch_size, device=run.device, flip=run.flip,
+                    transform=transform, num_workers=run.num_workers, progress=False)
+        _sync(run.device)
+        f = np.asarray(f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f, dtype=np.float32)
+        if f.shape[0] != len(samples):
+            raise RuntimeError(f"model {bm.name}: extractor returned {f.shape[0]} features for "
+                               f"{len(samples)} images")
+        return f, time.perf_counter() - t0
+
+    return extract
+
+
+def _bench_model(run: _Run, bm: BenchModel) -> None:
+    """Every unfinished cell of one model, group by group, and its ranked lists for the report."""
+    todo = [c for c in run.cells
+            if (bm.name, run.ds_name, c.protocol, c.corruption, c.severity, c.pass_index) not in run.store]
+    examples_path = run.out / "examples" / f"{bm.name}.json"
+    need_examples = run.team.agree(run.examples > 0 and not examples_path.exists())
+    if not todo and not need_examples:
+        log.info("%s: all %d cells already done", bm.name, len(run.cells))
+        return
+    extract = _model_extractor(run, bm)
+    clean: Dict[str, np.ndarray] = {}
+    clean_time = 0.0
+    for split, samples in (("query", run.query), ("gallery", run.gallery)):
+        clean[split], t = _cached_clean(run.out, bm, run.ds_name, run.ds_root, split, samples, run.flip,
+                                        run.team.sharded(extract, run.batch_size), run.team)
+        clean_time += t
+
+    ex_group = _example_group(run.cells) if need_examples else None
+    examples_data = _clean_examples(run, bm, clean) if need_examples else {}
+    groups: Dict[Tuple[str, int, int], List[Cell]] = {}
+    for c in todo:
+        groups.setdefault(c.group, []).append(c)
+    if ex_group is not None and ex_group not in groups:
+        groups[ex_group] = []  # recompute the example group's features once (resumed run)
+
+    base = {"model": bm.name, "dataset": run.ds_name, "seed": run.seed, "num_query": len(run.query),
+            "num_gallery": len(run.gallery)}
+    bar = None
+    if run.progress and run.team.is_main:
+        bar = progress_bar(total=run.team.count_mine(len(groups)), desc=f"bench {bm.name}", unit="group",
+                           leave=False)
+    for key, group_cells in run.team.share(groups.items(), run.store):
+        if key[0] == NONE:
+            for _ in group_cells:
+                _append_row(run, base, "clean", key, run.evaluate(clean["query"], clean["gallery"]),
+                            (clean_time, 0.0))
+                clean_time = 0.0  # charged once, to the cell that computed it
+        else:
+            feats = _corrupted_group(run, base, key, group_cells, clean, extract, with_both=key == ex_group)
+            if key == ex_group and examples_data:
+                examples_data["corrupted"] = _corrupted_examples(run, examples_data, feats, key)
         if bar is not None:
-            bar.close()
-        if examples_data:
-            examples_data = team.merged(examples_data)  # the corrupted lists come from their group's rank
-            if team.is_main:
-                atomic_write_text(out / "examples" / f"{bm.name}.json", json.dumps(examples_data, indent=1))
-    return team.rows(store)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if examples_data:
+        examples_data = run.team.merged(examples_data)  # the corrupted lists come from their group's rank
+        if run.team.is_main:
+            atomic_write_text(examples_path, json.dumps(examples_data, indent=1))
+
+
+def _append_row(run: _Run, base: Dict, protocol: str, key: Tuple[str, int, int], metrics: Tuple[Dict, float],
+                cost: Tuple[float, float]) -> None:
+    """One finished cell into the store: its metrics, and the extraction and corruption seconds charged to it."""
+    (corr, sev, pas), (m, metrics_s) = key, metrics
+    family = "clean" if corr == NONE else ("mix" if corr == MIX else family_of(corr))
+    run.store.append(dict(base, protocol=protocol, corruption=corr, family=family, severity=sev if corr != NONE else 0,
+                          **{"pass": pas if corr != NONE else 0}, **m, extract_s=cost[0], corrupt_s=cost[1],
+                          metrics_s=metrics_s))
+
+
+def _corrupted_group(run: _Run, base: Dict, key: Tuple[str, int, int], group_cells: Sequence[Cell],
+                     clean: Dict[str, np.ndarray], extract: Callable, with_both: bool) -> Dict[str, np.ndarray]:
+    """One (corruption, severity, pass) group: the corrupted features of the sides its unfinished protocols need
+    (both when ``with_both``: the report's example group), a row per cell; returns the corrupted features."""
+    corr, sev, pas = key
+    needed = {side for c in group_cells for side in SIDES[c.protocol]} | ({"query", "gallery"} if with_both else set())
+    feats: Dict[str, np.ndarray] = {}
+    cost: Dict[str, Tuple[float, float]] = {}
+    for side, samples in (("query", run.query), ("gallery", run.gallery)):
+        if side in needed:
+            tr = CorruptionTransform(run.ds_name, run.ds_root, corr, sev, pas, run.seed, device=run.device,
+                                     mix_corruptions=run.mix_corruptions, mix_severities=run.mix_severities)
+            feats[side], t = extract(samples, tr)
+            cost[side] = (max(t - tr.seconds, 0.0), tr.seconds)
+    for c in sorted(group_cells, key=lambda c: CORRUPTED_PROTOCOLS.index(c.protocol)):
+        sides = SIDES[c.protocol]
+        qf = feats["query"] if "query" in sides else clean["query"]
+        gf = feats["gallery"] if "gallery" in sides else clean["gallery"]
+        charged = [cost.pop(side) for side in sides if side in cost]  # each side's work to its first cell
+        _append_row(run, base, c.protocol, key, run.evaluate(qf, gf),
+                    (sum(e for e, _ in charged), sum(k for _, k in charged)))
+    return feats
+
+
+def _clean_examples(run: _Run, bm: BenchModel, clean: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """The report's example queries (one per identity, spread over the list) and their clean ranked lists."""
+    q_pids = run.labels[0]
+    qi = np.asarray(_pick_example_queries(q_pids, run.examples), dtype=np.int64)
+    return {"model": bm.name, "dataset": run.ds_name, "root": str(run.ds_root) if run.ds_root else None,
+            "seed": run.seed, "queries": [relative_path(run.query[i].path, run.ds_root) for i in qi.tolist()],
+            "query_pids": q_pids[qi].tolist(), "clean": run.ranking(clean["query"], clean["gallery"], qi)}
+
+
+def _corrupted_examples(run: _Run, examples_data: Dict[str, Any], feats: Dict[str, np.ndarray],
+                        key: Tuple[str, int, int]) -> Dict[str, Any]:
+    """The example queries' ranked lists with both sides corrupted by the example group."""
+    index = {relative_path(s.path, run.ds_root): i for i, s in enumerate(run.query)}
+    qi = np.asarray([index[p] for p in examples_data["queries"]], dtype=np.int64)
+    corr, sev, pas = key
+    return {"protocol": "both", "corruption": corr, "severity": sev, "pass": pas,
+            "mix_corruptions": list(run.mix_corruptions), "mix_severities": list(run.mix_severities),
+            "lists": run.ranking(feats["query"], feats["gallery"], qi)}
 
 
 def _default_extractor(model):
