@@ -106,7 +106,20 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     sq = (x * x).sum(1) if metric == "euclidean" else None
     out = torch.empty(nq, ng, dtype=torch.float32, device=device)
 
-    # 1. nearest neighbours, row maxima, and the query rows' original distances -----------------------------
+    knn, knn_d, rowmax = _neighbours(x, sq, nq, kx, metric, budget, out)
+    vi, vc = _expanded_sets(knn, k1, n)
+    vv = _kernel_weights(x, sq, knn, knn_d, rowmax, vi, vc, metric, budget)
+    if k2 != 1:
+        vi, vc, vv = _local_expansion(knn, vi, vc, vv, k2, n)
+    _jaccard_blend(out, vi, vc, vv, nq, float(lambda_value), budget)
+    return out
+
+
+def _neighbours(x: torch.Tensor, sq: Optional[torch.Tensor], nq: int, kx: int, metric: str, budget: int,
+                out: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step 1: each row's ``kx`` nearest neighbours (ties by index) with their distances, the row maxima of the
+    original distance (0 replaced by 1), and the query rows' row-normalised original distances written into ``out``."""
+    n, device = x.shape[0], x.device
     rows_per = max(1, int(budget * 0.5) // (12 * n))
     knn = torch.empty(n, kx, dtype=torch.int64, device=device)
     knn_d = torch.empty(n, kx, dtype=torch.float32, device=device)
@@ -141,15 +154,17 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
                 out[a:e] = (1.0 - g_part) / rowmax[a:e].unsqueeze(1)
             else:
                 out[a:e] = (g_part + sq[a:e].unsqueeze(1)) / rowmax[a:e].unsqueeze(1)
-    del buf
     rowmax = torch.where(rowmax > 0, rowmax, torch.ones_like(rowmax))  # all-equal rows: avoid 0/0
+    return knn, knn_d, rowmax
 
-    # 2. k-reciprocal sets and their expansion -----------------------------------------------------------
+
+def _expanded_sets(knn: torch.Tensor, k1: int, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Step 2: the k-reciprocal sets R(i, k1) expanded by the members' R(c, k1/2) that overlap them by more than 2/3,
+    as sorted unique (row, column) pairs."""
     kh = int(round(k1 / 2.0))  # numpy.around / round: half to even, as in the reference code
     m1, mh = min(n, k1 + 1), min(n, kh + 1)
     r1 = _reciprocal(knn, m1)  # N × m1
     rh = _reciprocal(knn, mh)  # N × mh
-    ar = torch.arange(n, device=device)
     pi, pt = torch.nonzero(r1, as_tuple=True)  # pairs (i, slot) with knn[i, slot] in R(i, k1)
     pc = knn[pi, pt]
     r1_keys = _sorted(pi * n + pc)
@@ -162,9 +177,15 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     keys = _unique(torch.cat([r1_keys, extra_i * n + extra_c]))
     vi = torch.div(keys, n, rounding_mode="floor")
     vc = keys - vi * n
-    del keys, r1_keys, cand, cvalid, inside, pi, pt, pc
+    return vi, vc
 
-    # 3. Gaussian-kernel weights on the row-normalised distance, rows summing to one ---------------------
+
+def _kernel_weights(x: torch.Tensor, sq: Optional[torch.Tensor], knn: torch.Tensor, knn_d: torch.Tensor,
+                    rowmax: torch.Tensor, vi: torch.Tensor, vc: torch.Tensor, metric: str, budget: int) -> torch.Tensor:
+    """Step 3: the Gaussian-kernel weight of each (row, column) pair on the row-normalised distance, rows summing
+    to one."""
+    n, device = x.shape[0], x.device
+    ar = torch.arange(n, device=device)
     # distances of (i, e) pairs: from the extended neighbour list when e is in it, else a fresh dot product
     ext_keys = (ar.unsqueeze(1) * n + knn).reshape(-1)
     ext_order = torch.sort(ext_keys).indices if device.type != "cpu" else \
@@ -182,28 +203,34 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     d = d / rowmax[vi]
     w = torch.exp(-d)
     wsum = torch.zeros(n, dtype=torch.float32, device=device).index_add_(0, vi, w)
-    vv = w / wsum[vi]
-    del d, w
+    return w / wsum[vi]
 
-    # 4. local query expansion: V'[i] = mean of V over the k2 nearest neighbours of i ---------------------
-    if k2 != 1:
-        counts = torch.bincount(vi, minlength=n)
-        indptr = torch.cumsum(counts, 0) - counts
-        nb = knn[:, :k2]  # N × k2 (fewer when N < k2)
-        k2e = nb.shape[1]
-        lens = counts[nb].reshape(-1)
-        src_row = ar.repeat_interleave(k2e)
-        dst_i = src_row.repeat_interleave(lens)
-        starts = indptr[nb.reshape(-1)].repeat_interleave(lens)
-        offs = torch.arange(dst_i.numel(), device=device) - (torch.cumsum(lens, 0) - lens).repeat_interleave(lens)
-        src = starts + offs
-        keys, vals = _segment_sum(dst_i * n + vc[src], vv[src] / k2e)
-        vi = torch.div(keys, n, rounding_mode="floor")
-        vc = keys - vi * n
-        vv = vals
-        del counts, indptr, lens, src_row, dst_i, starts, offs, src, keys, vals
 
-    # 5. Jaccard distance (1 - Σmin / Σmax = 1 - t / (2 - t), rows summing to one) via an inverted index ----
+def _local_expansion(knn: torch.Tensor, vi: torch.Tensor, vc: torch.Tensor, vv: torch.Tensor, k2: int,
+                     n: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step 4: local query expansion, V'[i] = the mean of V over the k2 nearest neighbours of i (sparse)."""
+    device = knn.device
+    ar = torch.arange(n, device=device)
+    counts = torch.bincount(vi, minlength=n)
+    indptr = torch.cumsum(counts, 0) - counts
+    nb = knn[:, :k2]  # N × k2 (fewer when N < k2)
+    k2e = nb.shape[1]
+    lens = counts[nb].reshape(-1)
+    src_row = ar.repeat_interleave(k2e)
+    dst_i = src_row.repeat_interleave(lens)
+    starts = indptr[nb.reshape(-1)].repeat_interleave(lens)
+    offs = torch.arange(dst_i.numel(), device=device) - (torch.cumsum(lens, 0) - lens).repeat_interleave(lens)
+    src = starts + offs
+    keys, vals = _segment_sum(dst_i * n + vc[src], vv[src] / k2e)
+    vi = torch.div(keys, n, rounding_mode="floor")
+    return vi, keys - vi * n, vals
+
+
+def _jaccard_blend(out: torch.Tensor, vi: torch.Tensor, vc: torch.Tensor, vv: torch.Tensor, nq: int, lam: float,
+                   budget: int) -> None:
+    """Step 5: the Jaccard distance of each query and gallery row (1 - Σmin / Σmax = 1 - t / (2 - t) for rows
+    summing to one) by an inverted index, blended in place into ``out`` (the original distance): λ·d + (1-λ)·jac."""
+    ng, device = out.shape[1], out.device
     qsel = vi < nq
     qi, qc, qv = vi[qsel], vc[qsel], vv[qsel]
     gsel = ~qsel
@@ -211,7 +238,6 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     gj = (vi[gsel] - nq)[order]
     gc = vc[gsel][order]
     gw = vv[gsel][order]
-    del vi, vc, vv, order
     lo = torch.searchsorted(gc, qc)
     hi = torch.searchsorted(gc, qc, right=True)
     cnt = hi - lo
@@ -219,7 +245,6 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
     cap = max(1, budget // 4 // 24)
     qstart = torch.searchsorted(qi, torch.arange(0, nq + q_rows, q_rows, device=device).clamp_(max=nq))
     tbuf = torch.empty(q_rows * ng, dtype=torch.float32, device=device)
-    lam = float(lambda_value)
     for bi, a in enumerate(range(0, nq, q_rows)):
         b = min(nq, a + q_rows)
         t = tbuf[: (b - a) * ng].zero_()
@@ -242,4 +267,3 @@ def re_rank(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_
         t = t.view(b - a, ng)
         jac = 1.0 - t / (2.0 - t)
         out[a:b].mul_(lam).add_(jac, alpha=1.0 - lam)
-    return out
