@@ -27,6 +27,7 @@ except ImportError as _e:  # pragma: no cover - the serve extra is missing
                       "'robustreid[serve]'") from None
 
 from ..export.identity import short_id
+from ..utils.io import atomic_write_bytes
 from .batcher import BatchQueue
 from .gallery import Gallery
 from .page import PAGE
@@ -44,6 +45,46 @@ def _ints(values: List[str], n: int, name: str) -> List[int]:
         return [int(v) for v in items]
     except ValueError:
         raise UploadError(400, f"{name}: expected integers, got {','.join(items)!r}") from None
+
+
+async def read_files(request: Request, limits: UploadLimits) -> Tuple[List[Tuple[str, bytes]], Any]:
+    """The uploaded files of the field ``images`` as (name, bytes) and the form; 4xx with a message on bad input."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise UploadError(411, "send the upload with a Content-Length header (multipart/form-data)")
+    if int(length) > limits.max_request_bytes():
+        raise UploadError(413, f"request of {int(length):,} bytes; at most {limits.max_request_bytes():,} "
+                               f"({limits.max_images} images of {limits.max_bytes:,} bytes)")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UploadError(415, "send images as multipart/form-data files in the field 'images'")
+    try:
+        form = await request.form(max_files=4 * limits.max_images + 4, max_fields=64)
+    except Exception as e:
+        raise UploadError(400, f"cannot parse the multipart form ({getattr(e, 'detail', e)})") from None
+    parts = form.getlist("images")
+    check_count(len(parts), limits)
+    files = []
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            raise UploadError(400, f"images[{i}] is a text field; send files")
+        data = await part.read(limits.max_bytes + 1)
+        files.append((part.filename or f"images[{i}]", data))
+    return files, form
+
+
+def store_added(files: List[Tuple[str, bytes]], added_dir: Optional[Path]) -> List[str]:
+    """Write added crops into ``added_dir`` under their content hash (once); their absolute paths ("" without a
+    folder: the index then holds no path for them)."""
+    if added_dir is None:
+        return [""] * len(files)
+    added_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for _, data in files:
+        p = added_dir / (hashlib.sha256(data).hexdigest()[:20] + extension_of(data))
+        if not p.exists():
+            atomic_write_bytes(p, data)
+        paths.append(str(p.resolve()))
+    return paths
 
 
 def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_batch: int = 32,
@@ -75,29 +116,6 @@ def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_b
     async def _upload_error(request, exc: UploadError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    async def read_files(request: Request) -> Tuple[List[Tuple[str, bytes]], Any]:
-        length = request.headers.get("content-length", "")
-        if not length.isdigit():
-            raise UploadError(411, "send the upload with a Content-Length header (multipart/form-data)")
-        if int(length) > limits.max_request_bytes():
-            raise UploadError(413, f"request of {int(length):,} bytes; at most {limits.max_request_bytes():,} "
-                                   f"({limits.max_images} images of {limits.max_bytes:,} bytes)")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise UploadError(415, "send images as multipart/form-data files in the field 'images'")
-        try:
-            form = await request.form(max_files=4 * limits.max_images + 4, max_fields=64)
-        except Exception as e:
-            raise UploadError(400, f"cannot parse the multipart form ({getattr(e, 'detail', e)})") from None
-        parts = form.getlist("images")
-        check_count(len(parts), limits)
-        files = []
-        for i, part in enumerate(parts):
-            if isinstance(part, str):
-                raise UploadError(400, f"images[{i}] is a text field; send files")
-            data = await part.read(limits.max_bytes + 1)
-            files.append((part.filename or f"images[{i}]", data))
-        return files, form
-
     async def decode(files: List[Tuple[str, bytes]]) -> List[torch.Tensor]:
         imgs = await run_in_threadpool(lambda: [decode_upload(n, d, limits) for n, d in files])
         return await run_in_threadpool(lambda: list(embedder.prepare(imgs).unbind(0)))
@@ -122,7 +140,7 @@ def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_b
     @app.post("/embed")
     async def embed_endpoint(request: Request) -> Dict[str, Any]:
         """Images -> L2-normalised embeddings (what the index holds)."""
-        files, _ = await read_files(request)
+        files, _ = await read_files(request, limits)
         feats = await embed(files)
         return {"model": short_id(embedder.identity), "dim": int(feats.shape[1]), "count": int(feats.shape[0]),
                 "normalized": True, "embeddings": feats.round(7).tolist()}
@@ -132,7 +150,7 @@ def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_b
         if not 1 <= k <= max_k:
             raise UploadError(422, f"k: expected 1..{max_k}, got {k}")
         t0 = time.perf_counter()
-        files, _ = await read_files(request)
+        files, _ = await read_files(request, limits)
         feats = await embed(files)
         ranked = await run_in_threadpool(gallery.search, feats, k)
         if thumbnails:
@@ -147,26 +165,12 @@ def create_app(gallery: Gallery, *, limits: Optional[UploadLimits] = None, max_b
 
     @app.post("/index/add")
     async def add_endpoint(request: Request) -> Dict[str, Any]:
-        files, form = await read_files(request)
+        files, form = await read_files(request, limits)
         pids = _ints(form.getlist("pids"), len(files), "pids")
         camids = _ints(form.getlist("camids"), len(files), "camids")
         feats = await embed(files)
 
-        def store() -> List[str]:
-            if added_dir is None:
-                return [""] * len(files)
-            added_dir.mkdir(parents=True, exist_ok=True)
-            paths = []
-            for _, data in files:
-                p = added_dir / (hashlib.sha256(data).hexdigest()[:20] + extension_of(data))
-                if not p.exists():
-                    from ..utils.io import atomic_write_bytes
-
-                    atomic_write_bytes(p, data)
-                paths.append(str(p.resolve()))
-            return paths
-
-        paths = await run_in_threadpool(store)
+        paths = await run_in_threadpool(store_added, files, added_dir)
         start, stop = await run_in_threadpool(gallery.add, feats, pids, camids, paths, persist)
         return {"added": stop - start, "ids": list(range(start, stop)), "rows": stop}
 
