@@ -259,33 +259,54 @@ def _rect(c: _Canvas, y0: float, y1: float, x0: float, x1: float) -> np.ndarray:
     return _band(c, y0, y1) & (c.xs >= x0) & (c.xs < x1)
 
 
+@dataclass
+class _Figure:
+    """One person drawn in one pose: the canvas, the identity and the pose's geometry (pixels)."""
+
+    c: _Canvas
+    ident: Identity
+    pose: Pose
+
+    def __post_init__(self) -> None:
+        p, b = self.pose, self.ident.build
+        self.side = p.view == "side"
+        self.d = p.facing
+        self.cx, self.ph = p.cx, p.ph
+        self.sw = p.ph * (0.07 if self.side else 0.115) * b  # shoulder half-width
+        self.hw = p.ph * (0.065 if self.side else 0.095) * b  # hip half-width
+        self.swing = np.sin(2 * np.pi * p.phase)
+
+    def Y(self, v: float) -> float:
+        """Height ``v`` of the figure (0 = top of the head, 1 = soles) in pixels."""
+        return self.pose.top + v * self.ph
+
+
 def draw_person(img: np.ndarray, c: _Canvas, ident: Identity, pose: Pose) -> np.ndarray:
     """Draw ``ident`` in ``pose`` onto ``img`` (H×W×3 float32, modified in place); returns the body mask."""
-    ph, top, cx, view = pose.ph, pose.top, pose.cx, pose.view
-
-    def Y(v: float) -> float:
-        return top + v * ph
-
-    side = view == "side"
-    d = pose.facing
-    b = ident.build
-    sw = ph * (0.07 if side else 0.115) * b  # shoulder half-width
-    hw = ph * (0.065 if side else 0.095) * b  # hip half-width
-    swing = np.sin(2 * np.pi * pose.phase)
+    f = _Figure(c, ident, pose)
     body = np.zeros((c.h, c.w), bool)
-
-    # backpack behind the body (side view)
-    if ident.backpack is not None and side:
-        m = _rect(c, Y(0.17), Y(0.45), *sorted((cx - d * sw * 0.8, cx - d * (sw + 0.085 * ph))))
+    if ident.backpack is not None and f.side:  # behind the body
+        m = _rect(c, f.Y(0.17), f.Y(0.45), *sorted((f.cx - f.d * f.sw * 0.8, f.cx - f.d * (f.sw + 0.085 * f.ph))))
         img[m] = ident.backpack
         body |= m
+    body |= _draw_legs(img, f)
+    body |= _draw_upper_body(img, f)
+    body |= _draw_head(img, f)
+    body |= _draw_carried(img, f)
+    aw = 0.03 * f.ph * ident.build
+    shade = 1.0 - 0.22 * np.clip(((c.xs - f.cx) / (f.sw + aw * 2)) ** 2, 0, 1)
+    img *= np.where(body, shade.astype(np.float32), np.float32(1.0))[..., None]
+    return body
 
-    # legs
+
+def _draw_legs(img: np.ndarray, f: _Figure) -> np.ndarray:
+    """Legs, the lower garment (trousers, shorts or skirt, with its pattern) and shoes; returns their mask."""
+    c, ident, Y, cx, ph, b = f.c, f.ident, f.Y, f.cx, f.ph, f.ident.build
     lw = 0.04 * ph * b
-    if side:
-        legs = [(cx, 0.32 * swing), (cx, -0.32 * swing)]
+    if f.side:
+        legs = [(cx, 0.32 * f.swing), (cx, -0.32 * f.swing)]
     else:
-        legs = [(cx - 0.045 * ph * b, -0.03 * swing), (cx + 0.045 * ph * b, 0.03 * swing)]
+        legs = [(cx - 0.045 * ph * b, -0.03 * f.swing), (cx + 0.045 * ph * b, 0.03 * f.swing)]
     leg_masks = [_bar(c, Y(0.5), Y(0.955), x, lw, s) for x, s in legs]
     legs_m = leg_masks[0] | leg_masks[1]
     img[legs_m] = ident.skin
@@ -294,47 +315,50 @@ def draw_person(img: np.ndarray, c: _Canvas, ident: Identity, pose: Pose) -> np.
     elif ident.lower_type == "shorts":
         lower_m = legs_m & (c.ys < Y(0.69))
     else:  # skirt
-        half = (hw * 1.05 + (c.ys - Y(0.48)) * 0.35).clip(hw, None)
+        half = (f.hw * 1.05 + (c.ys - Y(0.48)) * 0.35).clip(f.hw, None)
         lower_m = _band(c, Y(0.48), Y(0.72)) & (np.abs(c.xs - cx) < half)
-    lower_m = lower_m | (_band(c, Y(0.47), Y(0.53)) & (np.abs(c.xs - cx) < hw))
+    lower_m = lower_m | (_band(c, Y(0.47), Y(0.53)) & (np.abs(c.xs - cx) < f.hw))
     img[lower_m] = ident.lower
     if ident.lower_pattern != "plain":
-        img[lower_m & _pattern(c, ident, ident.lower_pattern, top, ph, cx, freq_scale=0.7)] = ident.second * 0.8
-    # shoes
-    for x, s in legs:
-        xs = x + s * (0.955 - 0.5) * ph + (d * 0.02 * ph if side else 0.0)
+        img[lower_m & _pattern(c, ident, ident.lower_pattern, f.pose.top, ph, cx, freq_scale=0.7)] = ident.second * 0.8
+    body = legs_m | lower_m
+    for x, s in legs:  # shoes
+        xs = x + s * (0.955 - 0.5) * ph + (f.d * 0.02 * ph if f.side else 0.0)
         m = _rect(c, Y(0.94), Y(1.0), xs - lw * 1.25, xs + lw * 1.25)
         img[m] = ident.shoes
         body |= m
-    body |= legs_m | lower_m
+    return body
 
-    # arms (behind the torso in the side view)
-    aw = 0.03 * ph * b
-    if side:
-        arms = [(cx, -0.25 * swing)]
+
+def _draw_upper_body(img: np.ndarray, f: _Figure) -> np.ndarray:
+    """Arms (behind the torso in the side view), sleeves, neck and torso with the upper garment's pattern or print;
+    returns their mask."""
+    c, ident, Y, cx, ph, sw = f.c, f.ident, f.Y, f.cx, f.ph, f.sw
+    aw = 0.03 * ph * ident.build
+    if f.side:
+        arms = [(cx, -0.25 * f.swing)]
     else:
-        arms = [(cx - sw - aw * 0.6, -0.02 - 0.03 * swing), (cx + sw + aw * 0.6, 0.02 + 0.03 * swing)]
+        arms = [(cx - sw - aw * 0.6, -0.02 - 0.03 * f.swing), (cx + sw + aw * 0.6, 0.02 + 0.03 * f.swing)]
     sleeve_end = Y(0.47 if ident.long_sleeves else 0.28)
+    body = np.zeros((c.h, c.w), bool)
     upper_m = np.zeros_like(body)
     for x, s in arms:
         m = _bar(c, Y(0.16), Y(0.5), x, aw, s)
         img[m] = ident.skin
-        sl = m & (c.ys < sleeve_end)
-        upper_m |= sl
+        upper_m |= m & (c.ys < sleeve_end)
         body |= m
-    # neck, torso
-    body |= _bar(c, Y(0.115), Y(0.17), cx, 0.028 * ph)
-    img[_bar(c, Y(0.115), Y(0.17), cx, 0.028 * ph)] = ident.skin
+    neck = _bar(c, Y(0.115), Y(0.17), cx, 0.028 * ph)
+    body |= neck
+    img[neck] = ident.skin
     t = ((c.ys - Y(0.16)) / (0.36 * ph)).clip(0, 1)
-    torso = _band(c, Y(0.155), Y(0.52)) & (np.abs(c.xs - cx) < sw + (hw - sw) * t)
+    torso = _band(c, Y(0.155), Y(0.52)) & (np.abs(c.xs - cx) < sw + (f.hw - sw) * t)
     upper_m |= torso
     img[upper_m] = ident.upper
-    shade = 1.0 - 0.22 * np.clip(((c.xs - cx) / (sw + aw * 2)) ** 2, 0, 1)
     if ident.upper_pattern in ("stripes", "checks"):
-        img[upper_m & _pattern(c, ident, ident.upper_pattern, top, ph, cx)] = ident.second
-    elif ident.upper_pattern == "print" and view != "back":
-        r = 0.055 * ph * b
-        pcx = cx + (d * 0.02 * ph if side else 0.0)
+        img[upper_m & _pattern(c, ident, ident.upper_pattern, f.pose.top, ph, cx)] = ident.second
+    elif ident.upper_pattern == "print" and f.pose.view != "back":
+        r = 0.055 * ph * ident.build
+        pcx = cx + (f.d * 0.02 * ph if f.side else 0.0)
         if ident.print_shape == 0:
             m = _ellipse(c, Y(0.28), pcx, r, r)
         elif ident.print_shape == 1:
@@ -342,15 +366,18 @@ def draw_person(img: np.ndarray, c: _Canvas, ident: Identity, pose: Pose) -> np.
         else:
             m = _band(c, Y(0.25), Y(0.32)) & (np.abs(c.xs - pcx) < r * 1.4 - np.abs(c.ys - Y(0.285)) * 1.2)
         img[torso & m] = ident.second
-    body |= upper_m
+    return body | upper_m
 
-    # head and hair
-    hcy, hry, hrx = Y(0.07), 0.065 * ph, 0.05 * ph * (1.1 if side else 1.0)
+
+def _draw_head(img: np.ndarray, f: _Figure) -> np.ndarray:
+    """Head, hair (short or long, by view) and hat; returns their mask."""
+    c, ident, Y, cx, ph, d, view = f.c, f.ident, f.Y, f.cx, f.ph, f.d, f.pose.view
+    hcy, hry, hrx = Y(0.07), 0.065 * ph, 0.05 * ph * (1.1 if f.side else 1.0)
     head = _ellipse(c, hcy, cx, hry, hrx)
     img[head] = ident.skin
     if view == "back":
         hair = head.copy()
-    elif side:
+    elif f.side:
         hair = head & ((c.ys < Y(0.04)) | ((c.xs - cx) * d < -0.1 * hrx))
     else:
         hair = head & ((c.ys < Y(0.035)) | ((np.abs(c.xs - cx) > 0.75 * hrx) & (c.ys < Y(0.08))))
@@ -358,37 +385,43 @@ def draw_person(img: np.ndarray, c: _Canvas, ident: Identity, pose: Pose) -> np.
         long_m = _band(c, Y(0.04), Y(0.22)) & (np.abs(c.xs - cx) < hrx * 1.1)
         if view == "front":
             long_m &= np.abs(c.xs - cx) > hrx * 0.6
-        elif side:
+        elif f.side:
             long_m &= (c.xs - cx) * d < 0
         hair |= long_m
     img[hair] = ident.hair
-    body |= head | hair
+    body = head | hair
     if ident.hat is not None:
         hat = _rect(c, Y(-0.012), Y(0.035), cx - hrx * 1.05, cx + hrx * 1.05)
-        brim = (_rect(c, Y(0.03), Y(0.048), cx - hrx * (0.3 if side and d < 0 else 1.35) - (hrx if side and d < 0 else 0),
-                      cx + hrx * (0.3 if side and d > 0 else 1.35) + (hrx if side and d > 0 else 0)))
+        left, right = f.side and d < 0, f.side and d > 0  # side view: facing left / right
+        brim = _rect(c, Y(0.03), Y(0.048), cx - hrx * (0.3 if left else 1.35) - (hrx if left else 0),
+                     cx + hrx * (0.3 if right else 1.35) + (hrx if right else 0))
         img[hat | brim] = ident.hat
         body |= hat | brim
+    return body
 
-    # backpack from behind, straps from the front; shoulder bag
-    if ident.backpack is not None and view == "back":
+
+def _draw_carried(img: np.ndarray, f: _Figure) -> np.ndarray:
+    """A backpack seen from behind, its straps from the front, and a shoulder bag; returns the bag's mask (what
+    counts as body: the backpack from behind lies within the torso's outline)."""
+    c, ident, Y, cx, ph, sw = f.c, f.ident, f.Y, f.cx, f.ph, f.sw
+    body = np.zeros((c.h, c.w), bool)
+    if ident.backpack is not None and f.pose.view == "back":
         m = _rect(c, Y(0.17), Y(0.45), cx - 0.8 * sw, cx + 0.8 * sw)
         img[m] = ident.backpack
         img[m & _band(c, Y(0.26), Y(0.275))] = ident.backpack * 0.6
-    elif ident.backpack is not None and view == "front":
+    elif ident.backpack is not None and f.pose.view == "front":
         for s in (-1, 1):
             img[_bar(c, Y(0.155), Y(0.4), cx + s * 0.55 * sw, 0.018 * ph)] = ident.backpack
     if ident.bag is not None:
-        bs = ident.bag_side * (-1 if view == "back" else 1)
-        if side:
-            bs = -d if ident.bag_side > 0 else d
-        bx = cx + bs * (hw + 0.04 * ph)
+        bs = ident.bag_side * (-1 if f.pose.view == "back" else 1)
+        if f.side:
+            bs = -f.d if ident.bag_side > 0 else f.d
+        bx = cx + bs * (f.hw + 0.04 * ph)
         strap = _bar(c, Y(0.16), Y(0.44), cx - bs * sw * 0.7, 0.012 * ph, (bx - (cx - bs * sw * 0.7)) / (0.28 * ph))
         bagm = _rect(c, Y(0.42), Y(0.56), bx - 0.06 * ph, bx + 0.06 * ph)
         img[strap] = ident.bag * 0.8
         img[bagm] = ident.bag
         body |= bagm
-    img *= np.where(body, shade.astype(np.float32), np.float32(1.0))[..., None]
     return body
 
 
@@ -648,10 +681,39 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
     the rest test ids (disjoint, like Market). If ``out`` already holds a complete set made with the same
     arguments it is kept as it is; a set made with other arguments is an error unless ``overwrite=True``.
     """
-    from PIL import Image
-
     t0 = time.perf_counter()
     h, w = (int(v) for v in size)
+    _check_generate_args(identities, cameras, images_per_id, h, w, distractors, junk)
+    args = {"identities": int(identities), "cameras": int(cameras), "images_per_id": int(images_per_id),
+            "seed": int(seed), "occluded": bool(occluded), "size": [h, w], "distractors": int(distractors),
+            "junk": int(junk), "version": GENERATOR_VERSION}
+    jpath = os.path.join(out, "manifest.json")
+    old = _existing_set(out, args, overwrite)
+    if old is not None:
+        return dict(old["summary"], out=out, seconds=time.perf_counter() - t0, reused=True)
+    plan, n_train = _plan(identities, cameras, images_per_id, seed, distractors, junk)
+    _prepare_folders(out, plan, occluded)
+
+    cams = [make_camera(seed, k, (h, w)) for k in range(cameras)]
+    rows, idents = _render_plan(out, plan, cams, _Canvas(h, w), seed, occluded, progress)
+    _write_manifest_csv(out, rows)
+    counts = {s: sum(1 for r in rows if r["split"] == s) for s in SPLIT_DIRS}
+    summary = {
+        "train_images": counts["train"], "query_images": counts["query"], "gallery_images": counts["gallery"],
+        "train_ids": n_train, "test_ids": identities - n_train, "cameras": cameras,
+        "distractors": distractors, "junk": junk, "occluded_images": sum(r["occluded"] for r in rows),
+        "images": len(rows),
+    }
+    meta = {"args": args, "summary": summary, "cameras": [cm.describe() for cm in cams],
+            "identities": {str(pid): idents[pid - 1].describe() for pid in range(1, identities + 1)
+                           if pid - 1 in idents}}
+    atomic_write_text(jpath, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    seconds = time.perf_counter() - t0
+    return dict(summary, out=out, seconds=seconds, images_per_second=len(rows) / max(seconds, 1e-9), reused=False)
+
+
+def _check_generate_args(identities: int, cameras: int, images_per_id: int, h: int, w: int, distractors: int,
+                         junk: int) -> None:
     if identities < 2:
         raise ValueError(f"identities must be >= 2 (half train, half test), got {identities}")
     if cameras < 2:
@@ -664,16 +726,17 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
         raise ValueError(f"size must be at least 32x16, got {h}x{w}")
     if distractors < 0 or junk < 0:
         raise ValueError("distractors and junk must be >= 0")
-    args = {"identities": int(identities), "cameras": int(cameras), "images_per_id": int(images_per_id),
-            "seed": int(seed), "occluded": bool(occluded), "size": [h, w], "distractors": int(distractors),
-            "junk": int(junk), "version": GENERATOR_VERSION}
+
+
+def _existing_set(out: str, args: dict, overwrite: bool) -> Optional[dict]:
+    """The manifest of a complete set in ``out`` made with the same ``args`` (kept as it is), else None; a set made
+    with other arguments is an error, unless ``overwrite``, which deletes it."""
     jpath = os.path.join(out, "manifest.json")
     if os.path.isfile(jpath):
         with open(jpath, encoding="utf-8") as fh:
             old = json.load(fh)
         if old.get("args") == args and not overwrite:
-            summary = dict(old["summary"], out=out, seconds=time.perf_counter() - t0, reused=True)
-            return summary
+            return old
         if not overwrite:
             raise FileExistsError(f"{out} holds a synthetic set made with other arguments ({old.get('args')}); "
                                   f"pass overwrite=True (--overwrite) or choose another folder")
@@ -683,10 +746,14 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
         for f in ("manifest.json", "manifest.csv"):
             if os.path.exists(os.path.join(out, f)):
                 os.remove(os.path.join(out, f))
-    plan, n_train = _plan(identities, cameras, images_per_id, seed, distractors, junk)
+    return None
+
+
+def _prepare_folders(out: str, plan, occluded: bool) -> None:
+    """Create the split (and mask) folders. An interrupted earlier run (no manifest yet) is simply written again,
+    the files are deterministic; but never mix our images with files we would not write (another set, or someone's
+    real data)."""
     planned = {f"{SPLIT_DIRS[sp]}/{_market_name(pid, cm, fr)}" for fr, (sp, pid, cm, _, _) in enumerate(plan, 1)}
-    # an interrupted earlier run (no manifest yet) is simply written again, the files are deterministic; but never
-    # mix our images with files we would not write (another set, or someone's real data)
     for d in SPLIT_DIRS.values():
         folder = os.path.join(out, d)
         if os.path.isdir(folder):
@@ -699,20 +766,21 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
         if occluded:
             os.makedirs(os.path.join(out, "masks", d), exist_ok=True)
 
-    canvas = _Canvas(h, w)
-    cams = [make_camera(seed, k, (h, w)) for k in range(cameras)]
-    ident_cache: Dict[Tuple[str, int], Identity] = {}
+
+def _render_plan(out: str, plan, cams: List[Camera], canvas: _Canvas, seed: int, occluded: bool,
+                 progress: bool) -> Tuple[List[dict], Dict[int, Identity]]:
+    """Render and write every planned image (and its occlusion mask); returns the manifest rows and the
+    identities of the labelled persons by index."""
+    idents: Dict[int, Identity] = {}
     rows = []
-    it = plan
-    if progress:
-        it = progress_bar(plan, desc="synth", unit="img")
-    for frame, (split, pid, cm, kind, j) in enumerate(it, 1):
-        key = ("id", pid - 1) if kind == "id" else (kind, j)
-        ident = ident_cache.get(key)
-        if ident is None:
-            ident = make_identity(seed, key[0] if kind != "junk" else "passerby", key[1] if kind != "junk" else -1 - j)
-            if kind == "id":
-                ident_cache[key] = ident
+    for frame, (split, pid, cm, kind, j) in enumerate(progress_bar(plan, desc="synth", unit="img")
+                                                      if progress else plan, 1):
+        if kind == "id":
+            if pid - 1 not in idents:
+                idents[pid - 1] = make_identity(seed, "id", pid - 1)
+            ident = idents[pid - 1]
+        else:
+            ident = make_identity(seed, "passerby", -1 - j) if kind == "junk" else make_identity(seed, kind, j)
         rng = np.random.default_rng(derive_seed("synth.image", seed, kind, pid, j))
         occ = occluded and kind != "junk" and (split == "query" or rng.random() < 0.1)
         data, mask, info = render_identity_image(ident, cams[cm], canvas, rng, seed, occluded=occ, junk=kind == "junk")
@@ -723,32 +791,27 @@ def generate(out: str, identities: int = 220, cameras: int = 6, images_per_id: i
         mask_rel = ""
         if occluded:
             mask_rel = f"masks/{SPLIT_DIRS[split]}/{os.path.splitext(name)[0]}.png"
-            m = mask if mask is not None else np.zeros((h, w), bool)
-            buf = io.BytesIO()
-            Image.fromarray((m.astype(np.uint8) * 255)).save(buf, format="PNG", optimize=False, compress_level=6)
-            with open(os.path.join(out, mask_rel), "wb") as fh:
-                fh.write(buf.getvalue())
+            empty = np.zeros((canvas.h, canvas.w), bool)
+            _write_mask(os.path.join(out, mask_rel), mask if mask is not None else empty)
         rows.append({"path": rel, "split": split, "pid": pid, "camid": cm, "kind": kind,
                      "occluded": int(mask is not None), "occluder": info["occluder"], "occ_frac": info["occ_frac"],
                      "mask_path": mask_rel, "viewpoint": info["viewpoint"]})
+    return rows, idents
 
+
+def _write_mask(path: str, mask: np.ndarray) -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((mask.astype(np.uint8) * 255)).save(buf, format="PNG", optimize=False, compress_level=6)
+    with open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+
+
+def _write_manifest_csv(out: str, rows: List[dict]) -> None:
     fields = ["path", "split", "pid", "camid", "kind", "occluded", "occluder", "occ_frac", "mask_path", "viewpoint"]
     buf = io.StringIO()
     wr = _csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     wr.writeheader()
     wr.writerows(rows)
     atomic_write_text(os.path.join(out, "manifest.csv"), buf.getvalue())
-    counts = {s: sum(1 for r in rows if r["split"] == s) for s in SPLIT_DIRS}
-    summary = {
-        "train_images": counts["train"], "query_images": counts["query"], "gallery_images": counts["gallery"],
-        "train_ids": n_train, "test_ids": identities - n_train, "cameras": cameras,
-        "distractors": distractors, "junk": junk, "occluded_images": sum(r["occluded"] for r in rows),
-        "images": len(rows),
-    }
-    meta = {"args": args, "summary": summary,
-            "cameras": [cm.describe() for cm in cams],
-            "identities": {str(pid): ident_cache[("id", pid - 1)].describe() for pid in range(1, identities + 1)
-                           if ("id", pid - 1) in ident_cache}}
-    atomic_write_text(jpath, json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    seconds = time.perf_counter() - t0
-    return dict(summary, out=out, seconds=seconds, images_per_second=len(rows) / max(seconds, 1e-9), reused=False)
