@@ -93,8 +93,9 @@ def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequen
         pw = max(0.62 * ncol + 0.5, 1.9)  # wide enough for the panel title with one column
         if fmt == "{:.0f}" and vmax < 10:
             fmt = "{:.1f}"  # small values (a weak model) keep one decimal
-        fig, axes = plt.subplots(1, len(mats), figsize=(pw * len(mats) + 1.9, 0.3 * nrow + 1.3), squeeze=False,
-                                 sharey=True)
+        # constrained layout keeps the figure title clear of the panel titles, however few the rows
+        fig, axes = plt.subplots(1, len(mats), figsize=(pw * len(mats) + 1.9, 0.3 * nrow + 1.6), squeeze=False,
+                                 sharey=True, layout="constrained")
         im = None
         for k, (ax, m) in enumerate(zip(axes[0], mats)):
             im = _annotated_heat(ax, m, row_labels, col_labels, cmap, vmin, vmax, fmt, 8)
