@@ -188,3 +188,12 @@ def test_report_of_a_mix_only_run(tmp_path):
     assert "per-family bars need the sweep mode" in html and "heat-maps need the sweep mode" in html
     assert "mix <span class=tag>2 passes</span>" in html
     assert html.count("data:image/png;base64,") >= 2  # crops + ranked list
+
+
+def test_report_of_a_clean_only_run_draws_clean_ranked_lists(tmp_path):
+    ds = make_dataset(tmp_path / "data")
+    run_benchmark({"stripes": StripeModel()}, ds, tmp_path / "run", protocols="clean", corruptions="test_noise",
+                  evaluator=reference_evaluate, progress=False, examples=1)
+    html = build_report([tmp_path / "run"], tmp_path / "r.html", max_ranked_queries=1).read_text()
+    assert "clean (this run has no corrupted cells)" in html
+    assert "gallery corrupted ()" not in html

@@ -206,6 +206,20 @@ def test_examples_written_for_the_report(tiny, tmp_path):
     assert q0["match"] == [int(p.split("/")[-1][:4]) == qpid for p in q0["gallery"]]
 
 
+def test_examples_gain_corrupted_lists_when_a_clean_run_is_resumed_with_corruptions(tiny, tmp_path):
+    out = tmp_path / "run"
+    _run(tiny, out, protocols="clean", corruptions="test_noise", examples=3)
+    ex = json.loads((out / "examples" / "stripes.json").read_text())
+    assert len(ex["clean"]) == 3 and "corrupted" not in ex  # nothing corrupted to show yet
+    _run(tiny, out, modes="mix", corruptions="test_noise", mix_passes=1, examples=3)
+    ex2 = json.loads((out / "examples" / "stripes.json").read_text())
+    assert ex2["clean"] == ex["clean"] and ex2["queries"] == ex["queries"]
+    assert ex2["corrupted"]["corruption"] == "mix" and len(ex2["corrupted"]["lists"]) == 3
+    # the same lists as a run that had the corruptions from the start
+    _run(tiny, tmp_path / "fresh", modes="mix", corruptions="test_noise", mix_passes=1, examples=3)
+    assert json.loads((tmp_path / "fresh" / "examples" / "stripes.json").read_text()) == ex2
+
+
 def test_bad_inputs_give_clear_messages(tiny, tmp_path):
     with pytest.raises(ValueError, match="unknown protocol"):
         _run(tiny, tmp_path / "r", protocols="clean,sideways")

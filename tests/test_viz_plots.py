@@ -32,11 +32,16 @@ def figures(monkeypatch):
 def test_heatmap_panels_title_is_clear_of_the_panel_titles(figures, rows):
     # the report draws one such figure per model: 4 rows for the occlusion family, 20 for the corruption sweep
     title = "bot_lite0_igo on occluded_duke — clean mAP 11.6%"
-    m = np.linspace(0, 1, rows * 2).reshape(rows, 2)
+    m = np.linspace(0, 0.12, rows * 2).reshape(rows, 2)
     plots.heatmap_panels([m, m, m], ["query corrupted", "gallery corrupted", "query + gallery corrupted"],
-                         [f"corruption {i}" for i in range(rows)], ["1", "3"], suptitle=title)
+                         [f"occlusion pedestrian {i}" for i in range(rows)], ["1", "3"], suptitle=title,
+                         cbar_label="mAP %", vmax=12)  # as the report calls it
     overlaps = _overlaps(figures[-1], title)
     assert len(overlaps) == 3 and not any(overlaps)
+    fig = figures[-1]
+    r = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(r) for ax in fig.axes if ax.get_title()]
+    assert min(b.x0 - a.x1 for a, b in zip(boxes, boxes[1:])) > 5  # neighbouring panel titles stay apart (px)
 
 
 def test_bar_panels_title_is_clear_of_the_panel_titles(figures):

@@ -330,11 +330,17 @@ def _ranked_section(examples, n_queries: int = 4) -> str:
         if not rows:
             continue
         what = ranks.describe(ex)
-        png = ranks.ranks_image(rows, f"{ex.get('model')} — top-10, clean vs {what or 'corrupted'}")
-        parts.append(f"<h3>{_e(ex.get('model'))} on {_e(ex.get('dataset'))}</h3>" + _img(
-            png, f"ranked lists {ex.get('model')}",
-            "Each pair of rows: a query (blue frame) and its 10 nearest gallery crops, clean, then with query and "
-            f"gallery corrupted ({_e(what)}). Green = same identity, red = another identity."))
+        if what:
+            title = f"{ex.get('model')} — top-10, clean vs {what}"
+            caption = ("Each pair of rows: a query (blue frame) and its 10 nearest gallery crops, clean, then with "
+                       f"query and gallery corrupted ({_e(what)}). Green = same identity, red = another identity.")
+        else:  # a clean-only run
+            title = f"{ex.get('model')} — top-10, clean"
+            caption = ("Each row: a query (blue frame) and its 10 nearest gallery crops, clean (this run has no "
+                       "corrupted cells). Green = same identity, red = another identity.")
+        png = ranks.ranks_image(rows, title)
+        parts.append(f"<h3>{_e(ex.get('model'))} on {_e(ex.get('dataset'))}</h3>"
+                     + _img(png, f"ranked lists {ex.get('model')}", caption))
     return "".join(parts) or '<p class="note">No ranked lists recorded.</p>'
 
 

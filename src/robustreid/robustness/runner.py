@@ -429,7 +429,8 @@ def _bench_model(run: _Run, bm: BenchModel) -> None:
     todo = [c for c in run.cells
             if (bm.name, run.ds_name, c.protocol, c.corruption, c.severity, c.pass_index) not in run.store]
     examples_path = run.out / "examples" / f"{bm.name}.json"
-    need_examples = run.team.agree(run.examples > 0 and not examples_path.exists())
+    ex_group = _example_group(run.cells) if run.examples > 0 else None
+    need_examples = run.team.agree(run.examples > 0 and _examples_missing(examples_path, ex_group is not None))
     if not todo and not need_examples:
         log.info("%s: all %d cells already done", bm.name, len(run.cells))
         return
@@ -441,7 +442,7 @@ def _bench_model(run: _Run, bm: BenchModel) -> None:
                                         run.team.sharded(extract, run.batch_size), run.team)
         clean_time += t
 
-    ex_group = _example_group(run.cells) if need_examples else None
+    ex_group = ex_group if need_examples else None
     examples_data = _clean_examples(run, bm, clean) if need_examples else {}
     groups: Dict[Tuple[str, int, int], List[Cell]] = {}
     for c in todo:
@@ -473,6 +474,19 @@ def _bench_model(run: _Run, bm: BenchModel) -> None:
         examples_data = run.team.merged(examples_data)  # the corrupted lists come from their group's rank
         if run.team.is_main:
             atomic_write_text(examples_path, json.dumps(examples_data, indent=1))
+
+
+def _examples_missing(path: Path, want_corrupted: bool) -> bool:
+    """Whether the report's ranked lists must be (re)made: no file yet, an unreadable one, or one without corrupted
+    lists where this run has a corrupted group (a clean-only run resumed with corruptions)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True
+    except ValueError:
+        log.warning("%s: unreadable, writing it again", path)
+        return True
+    return want_corrupted and not data.get("corrupted")
 
 
 def _append_row(run: _Run, base: Dict, protocol: str, key: Tuple[str, int, int], metrics: Tuple[Dict, float],

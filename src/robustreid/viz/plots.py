@@ -90,7 +90,9 @@ def heatmap_panels(matrices: Sequence, titles: Sequence[str], row_labels: Sequen
     vmax = vmax if vmax is not None else float(allv.max())
     nrow, ncol = len(row_labels), len(col_labels)
     with plt.rc_context(_STYLE):
-        pw = max(0.62 * ncol + 0.5, 1.9)  # wide enough for the panel title with one column
+        # wide enough for the columns and for the panel's title (10.5 pt bold: ~0.09 in a character), so that
+        # neighbouring titles do not run into each other with few columns
+        pw = max(0.62 * ncol + 0.5, 1.9, 0.09 * max((len(t) for t in titles), default=0))
         if fmt == "{:.0f}" and vmax < 10:
             fmt = "{:.1f}"  # small values (a weak model) keep one decimal
         # constrained layout keeps the figure title clear of the panel titles, however few the rows
