@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Markdown tables of the occlusion study written by ``benchmarks/occluded_study.sh``.
 
-    python benchmarks/occluded_table.py [--out runs/occluded] [--baseline bot_lite0] [--method igoas_lite0]
+    python benchmarks/occluded_table.py [--out runs/occluded] [--baseline bot_lite0] [--method igoas_lite0] [--png DIR]
 
 Per occluded dataset (Occluded-Duke, the synthetic occluded set), one row per model: clean R1 / mAP / mINP; the
 corruption mix (both sides, mean ± std over the passes), its retained fraction of the clean mAP, query-only and
 gallery-only mix mAP; the mean mAP over the occluders with both sides occluded, per severity. Then the joint table
 (mAP, one column per model): clean, the mix protocols and every occluder × severity on the occluded set. Then the
 holistic sets (Market-1501, DukeMTMC-reID, clean) and the issue's bar: the method's clean mAP minus the baseline's
-on Occluded-Duke (bar: >= 3) and on Market-1501 (bar: >= 0). A missing part shows "—".
+on Occluded-Duke (bar: >= 3) and on Market-1501 (bar: >= 0). A missing part shows "—". With ``--png DIR`` the joint
+table of each occluded set is also drawn as a heat-map, DIR/joint_<dataset>.png (conditions × models, mAP %).
 """
 
 from __future__ import annotations
@@ -47,6 +48,41 @@ def _clean_cell(c) -> str:
     return f"{_pct(c['R1'])} / {_pct(c['mAP'])} / {_pct(c['mINP'])}" if c else "—"
 
 
+def joint_table(base: Path, models: list) -> dict:
+    """(kind, condition, severity) -> {model: mAP}: clean and the mix protocols (kind 0), each occluder × severity on
+    both sides (kind 1)."""
+    joint: dict = {}
+    for m in models:
+        s = _summaries(base / "mix" / m, m)
+        c = s.get(("clean", "clean"))
+        joint.setdefault((0, "clean", 0), {})[m] = c["mAP"] if c else math.nan
+        for p in ("both", "query", "gallery"):
+            mix = s.get((p, "mix"))
+            joint.setdefault((0, f"corruption mix, {p}", 0), {})[m] = mix["mAP"] if mix else math.nan
+        for (name, sev), v in _occlusion(base / "occlusion" / m, m).items():
+            joint.setdefault((1, name, sev), {})[m] = v
+    return {k: joint[k] for k in sorted(joint, key=lambda k: (k[0], k[2], k[1]))}
+
+
+def _label(key) -> str:
+    return key[1] if key[0] == 0 else f"{key[1]} {key[2]}"
+
+
+def joint_png(base: Path, title: str, path: Path) -> bool:
+    """Draw the joint table of ``base`` as a heat-map PNG at ``path``; False when there is nothing to draw."""
+    from robustreid.viz.plots import heatmap
+
+    models = _models(base)
+    joint = joint_table(base, models)
+    if not joint:
+        return False
+    mat = [[joint[k].get(m, math.nan) for m in models] for k in joint]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(heatmap(mat, [_label(k).replace("occlusion_", "+ ") for k in joint], models,
+                             title=f"mAP % on {title}", cbar_label="mAP %", fmt="{:.1f}"))
+    return True
+
+
 def occluded_tables(base: Path, title: str) -> list:
     models = _models(base)
     if not models:
@@ -54,18 +90,12 @@ def occluded_tables(base: Path, title: str) -> list:
     head = ("| model | clean R1 / mAP / mINP | both mix R1 | both mix mAP | retained | query mix mAP | "
             "gallery mix mAP | occl. both sev 1 | occl. both sev 3 |")
     lines = [f"**{title[0].upper() + title[1:]}**", "", head, "|" + "---|" * head.count(" | ") + "---|"]
-    joint = {}
     for m in models:
         s = _summaries(base / "mix" / m, m)
         c, mix = s.get(("clean", "clean")), {p: s.get((p, "mix")) for p in ("query", "gallery", "both")}
-        occ = _occlusion(base / "occlusion" / m, m)
-        by_sev = {}
-        for (name, sev), v in occ.items():
+        by_sev: dict = {}
+        for (_, sev), v in _occlusion(base / "occlusion" / m, m).items():
             by_sev.setdefault(sev, []).append(v)
-            joint.setdefault((1, name, sev), {})[m] = v
-        joint.setdefault((0, "clean", 0), {})[m] = c["mAP"] if c else math.nan
-        for p in ("both", "query", "gallery"):
-            joint.setdefault((0, f"corruption mix, {p}", 0), {})[m] = mix[p]["mAP"] if mix[p] else math.nan
         cells = [f"`{m}`", _clean_cell(c), _pm(mix["both"], "R1"), _pm(mix["both"], "mAP"),
                  f"{mix['both']['retained_mAP']:.3f}" if mix["both"] and c else "—",
                  _pm(mix["query"], "mAP"), _pm(mix["gallery"], "mAP"),
@@ -74,9 +104,8 @@ def occluded_tables(base: Path, title: str) -> list:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"mAP on {title}: clean, corruption mix and synthetic occluders (both sides) on top of it", "",
               "| condition | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
-    for key in sorted(joint, key=lambda k: (k[0], k[2], k[1])):
-        label = key[1] if key[0] == 0 else f"{key[1]} {key[2]}"
-        lines.append(f"| {label} | " + " | ".join(_pct(joint[key].get(m, math.nan)) for m in models) + " |")
+    for key, by_model in joint_table(base, models).items():
+        lines.append(f"| {_label(key)} | " + " | ".join(_pct(by_model.get(m, math.nan)) for m in models) + " |")
     return lines + [""]
 
 
@@ -110,11 +139,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/occluded", help="the study folder (OUT of occluded_study.sh)")
     ap.add_argument("--baseline", default="bot_lite0")
     ap.add_argument("--method", default="igoas_lite0")
+    ap.add_argument("--png", type=Path, help="also draw each occluded set's joint table to DIR/joint_<dataset>.png")
     args = ap.parse_args(argv)
     out = Path(args.out)
     lines = []
     for ds, title in OCCLUDED:
         lines += occluded_tables(out / ds, title)
+        if args.png and joint_png(out / ds, title, args.png / f"joint_{ds}.png"):
+            print(f"wrote {args.png / f'joint_{ds}.png'}", file=sys.stderr)
     lines += holistic_table(out)
     lines += bar_lines(out, args.baseline, args.method)
     if not lines:

@@ -1,0 +1,48 @@
+"""benchmarks/occluded_table.py: the joint occlusion × corruption table read back from real benchmark folders."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from robustreid.robustness import read_results, run_benchmark
+from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate, registered_test_corruptions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("occluded_table", REPO / "benchmarks" / "occluded_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_joint_table_and_its_png_come_from_the_benchmark_rows(table, tmp_path):
+    ds = make_dataset(tmp_path / "data")
+    base = tmp_path / "occluded_duke"
+    kw = dict(evaluator=reference_evaluate, progress=False, examples=0)
+    with registered_test_corruptions():
+        run_benchmark({"stripes": StripeModel()}, ds, base / "mix" / "stripes", modes="mix", corruptions="test_noise",
+                      mix_passes=2, **kw)
+    run_benchmark({"stripes": StripeModel()}, ds, base / "occlusion" / "stripes", protocols="clean,both",
+                  corruptions="occlusion_solid", severities="1,3", **kw)
+    joint = table.joint_table(base, ["stripes"])
+    mix_rows = read_results(base / "mix" / "stripes")
+    occ_rows = read_results(base / "occlusion" / "stripes")
+    clean = [r["mAP"] for r in mix_rows if r["protocol"] == "clean"][0]
+    both = [r["mAP"] for r in mix_rows if r["protocol"] == "both"]
+    assert joint[(0, "clean", 0)]["stripes"] == pytest.approx(clean)
+    assert joint[(0, "corruption mix, both", 0)]["stripes"] == pytest.approx(sum(both) / len(both))
+    for sev in (1, 3):
+        want = [r["mAP"] for r in occ_rows if r["protocol"] == "both" and int(r["severity"]) == sev][0]
+        assert joint[(1, "occlusion_solid", sev)]["stripes"] == pytest.approx(want)
+    # the order of the table: clean and the mix first, then the occluders by severity
+    assert [k for k in joint][:4] == [(0, "clean", 0), (0, "corruption mix, both", 0),
+                                      (0, "corruption mix, gallery", 0), (0, "corruption mix, query", 0)]
+    assert not any(math.isnan(v) for row in joint.values() for v in row.values())
+    png = tmp_path / "img" / "joint.png"
+    assert table.joint_png(base, "the test set", png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not table.joint_png(tmp_path / "nothing", "nothing", tmp_path / "none.png")
