@@ -26,7 +26,7 @@ def test_joint_table_and_its_png_come_from_the_benchmark_rows(table, tmp_path):
     kw = dict(evaluator=reference_evaluate, progress=False, examples=0)
     with registered_test_corruptions():
         run_benchmark({"stripes": StripeModel()}, ds, base / "mix" / "stripes", modes="mix", corruptions="test_noise",
-                      mix_passes=2, **kw)
+                      mix_passes=1, **kw)
     run_benchmark({"stripes": StripeModel()}, ds, base / "occlusion" / "stripes", protocols="clean,both",
                   corruptions="occlusion_solid", severities="1,3", **kw)
     joint = table.joint_table(base, ["stripes"])
