@@ -50,3 +50,20 @@ def test_bar_panels_title_is_clear_of_the_panel_titles(figures):
     plots.bar_panels(panels, ["a", "b"], suptitle=title, reference=[0.3, 0.4])
     overlaps = _overlaps(figures[-1], title)
     assert len(overlaps) == 3 and not any(overlaps)
+
+
+def test_grid_canvas_places_fits_and_frames_each_crop():
+    red = np.zeros((3, 20, 10), np.uint8)
+    red[0] = 200  # a 3×H×W tensor-like crop
+    blue = np.zeros((40, 10, 3), np.uint8)
+    blue[..., 2] = 150  # H×W×3, taller than the cell's aspect: fitted, centred on white
+    canvas = plots.grid_canvas([[red, None], [blue, red]], [[None, None], ["#00ff00", "#1f5fbf"]],
+                               cell=(20, 10), gap=(4, 2), frame_px=2)
+    assert canvas.shape == (2 * 20 + 4, 2 * 10 + 2, 3) and canvas.dtype == np.uint8
+    assert (canvas[:20, :10] == [200, 0, 0]).all()  # exactly the cell's size: unchanged, no frame
+    assert (canvas[:20, 12:] == 255).all() and (canvas[20:24] == 255).all()  # the empty cell and the gap
+    b = canvas[24:44, :10]
+    assert (b[:2] == [0, 255, 0]).all() and (b[:, :2] == [0, 255, 0]).all()  # the frame, 2 px
+    assert (b[10, 2:7] == [0, 0, 150]).all()  # the crop, 20×5 after fitting, from column (10 - 5) // 2
+    assert (b[10, 7] == 255).all()  # white beside the narrower crop, inside the frame
+    assert (canvas[24:44, 12:][-1] == [0x1F, 0x5F, 0xBF]).all()

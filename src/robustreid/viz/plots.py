@@ -237,42 +237,76 @@ def _to_hwc(img) -> np.ndarray:
     return a.astype(np.uint8)
 
 
+def _fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``img`` (H×W×3 uint8) resized to fit h×w with its aspect kept (bilinear), centred on white."""
+    from PIL import Image
+
+    ih, iw = img.shape[:2]
+    s = min(h / max(ih, 1), w / max(iw, 1))
+    nh, nw = max(1, round(ih * s)), max(1, round(iw * s))
+    small = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
+    out = np.full((h, w, 3), 255, np.uint8)
+    t, l_ = (h - nh) // 2, (w - nw) // 2
+    out[t:t + nh, l_:l_ + nw] = small
+    return out
+
+
+def _hex_rgb(colour: str) -> np.ndarray:
+    from matplotlib.colors import to_rgb
+
+    return np.round(np.asarray(to_rgb(colour)) * 255).astype(np.uint8)
+
+
+def grid_canvas(rows: Sequence[Sequence], frames: Optional[Sequence[Sequence[Optional[str]]]] = None, *,
+                cell: Sequence[int] = (128, 64), gap: Sequence[int] = (14, 8), frame_px: int = 3) -> np.ndarray:
+    """The crops of ``rows`` laid out on one white uint8 canvas: every crop fitted into a ``cell`` (h, w) pixels,
+    ``gap`` (rows, columns) pixels apart, framed ``frame_px`` pixels wide in ``frames[r][c]`` when given (None
+    leaves a cell empty)."""
+    (ch, cw), (gy, gx) = cell, gap
+    nr, nc = len(rows), max((len(r) for r in rows), default=1)
+    canvas = np.full((nr * ch + (nr - 1) * gy, nc * cw + (nc - 1) * gx, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            if img is None:
+                continue
+            y, x = r * (ch + gy), c * (cw + gx)
+            canvas[y:y + ch, x:x + cw] = _fit(_to_hwc(img), ch, cw)
+            col = frames[r][c] if frames is not None and c < len(frames[r]) else None
+            if col:
+                rgb, f = _hex_rgb(col), frame_px
+                canvas[y:y + f, x:x + cw] = rgb
+                canvas[y + ch - f:y + ch, x:x + cw] = rgb
+                canvas[y:y + ch, x:x + f] = rgb
+                canvas[y:y + ch, x + cw - f:x + cw] = rgb
+    return canvas
+
+
 def image_grid(rows: Sequence[Sequence], *, row_titles: Sequence[str] = (), col_titles: Sequence[str] = (),
                title: str = "", cell_height: float = 1.25, frames: Optional[Sequence[Sequence[Optional[str]]]] = None,
                fontsize: float = 8) -> bytes:
     """A grid of crops (uint8 3×H×W tensors or H×W×3 arrays; None leaves a cell empty) with titles;
-    ``frames[r][c]`` a colour to frame a cell with."""
+    ``frames[r][c]`` a colour to frame a cell with. The crops are composed into one image (:func:`grid_canvas`)
+    and drawn once: one matplotlib axes per crop made a report's ranked lists its slowest figure."""
     plt = _plt()
-    nr = len(rows)
-    nc = max((len(r) for r in rows), default=1)
+    ppi = _STYLE["savefig.dpi"]  # one canvas pixel per output pixel: no resampling when saved
+    ch = round(cell_height * ppi)
+    (cw, gy, gx) = (ch // 2, ch // 9, ch // 16)
+    canvas = grid_canvas(rows, frames, cell=(ch, cw), gap=(gy, gx))
     with plt.rc_context(_STYLE):
-        fig_h = nr * cell_height + 0.4
-        fig, axes = plt.subplots(nr, nc, figsize=(nc * cell_height * 0.62 + 0.6, fig_h), squeeze=False)
-        for r in range(nr):
-            for c in range(nc):
-                ax = axes[r][c]
-                ax.set_xticks([])
-                ax.set_yticks([])
-                img = rows[r][c] if c < len(rows[r]) else None
-                for s in ax.spines.values():
-                    s.set_visible(False)
-                if img is None:
-                    ax.axis("off")
-                    continue
-                ax.imshow(_to_hwc(img), interpolation="nearest")
-                col = frames[r][c] if frames is not None and c < len(frames[r]) else None
-                if col:
-                    for s in ax.spines.values():
-                        s.set_visible(True)
-                        s.set_color(col)
-                        s.set_linewidth(3)
-                if r == 0 and c < len(col_titles):
-                    ax.set_title(str(col_titles[c]).replace("_", " "), fontsize=fontsize, fontweight="normal")
-                if c == 0 and r < len(row_titles):
-                    ax.set_ylabel(str(row_titles[r]), fontsize=fontsize, rotation=0, ha="right", va="center")
-        if title:
-            fig.suptitle(title, x=0.01, y=1 - 0.05 / fig_h, ha="left", va="top", fontsize=11, fontweight="bold")
-        fig.subplots_adjust(wspace=0.08, hspace=0.25, top=1 - (0.55 if title else 0.3) / fig_h, bottom=0.02)
+        fig = plt.figure(figsize=(canvas.shape[1] / ppi, canvas.shape[0] / ppi))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(canvas, interpolation="none")
+        ax.set_axis_off()
+        for c, t in enumerate(col_titles[:max((len(r) for r in rows), default=0)]):
+            ax.text(c * (cw + gx) + cw / 2, -4, str(t).replace("_", " "), ha="center", va="bottom",
+                    fontsize=fontsize)
+        labels = [ax.text(-6, r * (ch + gy) + ch / 2, str(t), ha="right", va="center", fontsize=fontsize)
+                  for r, t in enumerate(row_titles[:len(rows)])]
+        if title:  # above the column titles, from the left edge of the row titles (1 data unit = 1 pixel)
+            renderer = fig.canvas.get_renderer()
+            left = max((t.get_window_extent(renderer).width for t in labels), default=-6) + 6
+            above = (fontsize + 6) * ppi / 72 if col_titles else 0
+            ax.text(-left, -10 - above, title, ha="left", va="bottom", fontsize=11, fontweight="bold")
         return fig_to_png(fig)
 
 
