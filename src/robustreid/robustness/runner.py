@@ -465,7 +465,7 @@ def _bench_model(run: _Run, bm: BenchModel) -> None:
         else:
             feats = _corrupted_group(run, base, key, group_cells, clean, extract, with_both=key == ex_group)
             if key == ex_group and examples_data:
-                examples_data["corrupted"] = _corrupted_examples(run, examples_data, feats, key)
+                examples_data["corrupted"] = _corrupted_examples(run, feats, key)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -494,9 +494,8 @@ def _append_row(run: _Run, base: Dict, protocol: str, key: Tuple[str, int, int],
     """One finished cell into the store: its metrics, and the extraction and corruption seconds charged to it."""
     (corr, sev, pas), (m, metrics_s) = key, metrics
     family = "clean" if corr == NONE else ("mix" if corr == MIX else family_of(corr))
-    run.store.append(dict(base, protocol=protocol, corruption=corr, family=family, severity=sev if corr != NONE else 0,
-                          **{"pass": pas if corr != NONE else 0}, **m, extract_s=cost[0], corrupt_s=cost[1],
-                          metrics_s=metrics_s))
+    run.store.append(dict(base, protocol=protocol, corruption=corr, family=family, severity=sev, **{"pass": pas}, **m,
+                          extract_s=cost[0], corrupt_s=cost[1], metrics_s=metrics_s))
 
 
 def _corrupted_group(run: _Run, base: Dict, key: Tuple[str, int, int], group_cells: Sequence[Cell],
@@ -523,24 +522,25 @@ def _corrupted_group(run: _Run, base: Dict, key: Tuple[str, int, int], group_cel
     return feats
 
 
+def _example_queries(run: _Run) -> np.ndarray:
+    """The indices of the report's example queries (one per identity, spread over the list; deterministic)."""
+    return np.asarray(_pick_example_queries(run.labels[0], run.examples), dtype=np.int64)
+
+
 def _clean_examples(run: _Run, bm: BenchModel, clean: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    """The report's example queries (one per identity, spread over the list) and their clean ranked lists."""
-    q_pids = run.labels[0]
-    qi = np.asarray(_pick_example_queries(q_pids, run.examples), dtype=np.int64)
+    """The report's example queries and their clean ranked lists."""
+    q_pids, qi = run.labels[0], _example_queries(run)
     return {"model": bm.name, "dataset": run.ds_name, "root": str(run.ds_root) if run.ds_root else None,
             "seed": run.seed, "queries": [relative_path(run.query[i].path, run.ds_root) for i in qi.tolist()],
             "query_pids": q_pids[qi].tolist(), "clean": run.ranking(clean["query"], clean["gallery"], qi)}
 
 
-def _corrupted_examples(run: _Run, examples_data: Dict[str, Any], feats: Dict[str, np.ndarray],
-                        key: Tuple[str, int, int]) -> Dict[str, Any]:
+def _corrupted_examples(run: _Run, feats: Dict[str, np.ndarray], key: Tuple[str, int, int]) -> Dict[str, Any]:
     """The example queries' ranked lists with both sides corrupted by the example group."""
-    index = {relative_path(s.path, run.ds_root): i for i, s in enumerate(run.query)}
-    qi = np.asarray([index[p] for p in examples_data["queries"]], dtype=np.int64)
     corr, sev, pas = key
     return {"protocol": "both", "corruption": corr, "severity": sev, "pass": pas,
             "mix_corruptions": list(run.mix_corruptions), "mix_severities": list(run.mix_severities),
-            "lists": run.ranking(feats["query"], feats["gallery"], qi)}
+            "lists": run.ranking(feats["query"], feats["gallery"], _example_queries(run))}
 
 
 def _default_extractor(model):
