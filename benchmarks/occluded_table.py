@@ -15,6 +15,7 @@ table of each occluded set is also drawn as a heat-map, DIR/joint_<dataset>.png 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
@@ -27,6 +28,7 @@ OCCLUDED = (("occluded_duke", "Occluded-Duke"), ("synthetic", "the synthetic occ
 HOLISTIC = (("market1501", "Market-1501"), ("dukemtmc", "DukeMTMC-reID"))
 
 
+@functools.lru_cache(maxsize=None)  # the rows of a folder feed several tables: read each results file once
 def _summaries(folder: Path, model: str):
     from robustreid.robustness.summary import protocol_summary
 
@@ -34,6 +36,7 @@ def _summaries(folder: Path, model: str):
     return {(d["protocol"], d["source"]): d for d in protocol_summary(rows)}
 
 
+@functools.lru_cache(maxsize=None)
 def _occlusion(folder: Path, model: str):
     return {(r["corruption"], int(r["severity"])): r["mAP"] for r in _rows(folder)
             if r["model"] == model and r["protocol"] == "both"}
