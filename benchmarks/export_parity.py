@@ -38,7 +38,7 @@ def build(preset: str, root: str):
     from robustreid.data import load_dataset
     from robustreid.engine.config import load_train_config
     from robustreid.engine.extract import resize_batch
-    from robustreid.models import build_model
+    from robustreid.models import build_model, calibrate_batchnorm
     from robustreid.transforms.decode import read_image
 
     base = "cpu_small" if preset == "vit_tiny" else preset
@@ -48,15 +48,8 @@ def build(preset: str, root: str):
     model = build_model(cfg.model, 751).eval()
     size = tuple(cfg.model.input_size)
     train = load_dataset("market1501", root).train[::200][:64]
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    with torch.no_grad():
-        for i in range(0, len(train), 32):
-            model(resize_batch([read_image(s.path) for s in train[i:i + 32]], size))
-    return model.eval(), size
+    batches = (resize_batch([read_image(s.path) for s in train[i:i + 32]], size) for i in range(0, len(train), 32))
+    return calibrate_batchnorm(model, batches), size  # an untrained model's norms on real crops
 
 
 def ms_per_image(fn, x: torch.Tensor, repeats: int) -> float:

@@ -35,7 +35,7 @@ def cpu_small_embedder(root: str, batch: int = 64):
 
     from robustreid.data import load_dataset
     from robustreid.engine.config import load_train_config
-    from robustreid.models import build_model
+    from robustreid.models import build_model, calibrate_batchnorm
     from robustreid.engine.extract import resize_batch
     from robustreid.serve import open_embedder
     from robustreid.transforms.decode import read_image
@@ -44,15 +44,9 @@ def cpu_small_embedder(root: str, batch: int = 64):
     torch.manual_seed(0)  # the same model (and model identity) in every process
     model = build_model(cfg.model, 751).eval()
     train = load_dataset("market1501", root).train[::50][:256]
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    with torch.no_grad():
-        for i in range(0, len(train), batch):
-            model(resize_batch([read_image(s.path) for s in train[i:i + batch]], tuple(cfg.model.input_size)))
-    model.eval()
+    size = tuple(cfg.model.input_size)
+    calibrate_batchnorm(model, (resize_batch([read_image(s.path) for s in train[i:i + batch]], size)
+                                for i in range(0, len(train), batch)))
     return open_embedder(model, batch_size=batch)
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from robustreid.engine.checkpoint import save_weights
-from robustreid.models import BACKBONES, MODELS, ModelConfig, build_model
+from robustreid.models import BACKBONES, MODELS, ModelConfig, build_model, calibrate_batchnorm
 
 SIZE = (32, 16)
 TINY_RESNET = {"backbone": "resnet18", "backbone_kwargs": {"width": 0.125}}
@@ -36,21 +36,11 @@ def calibrate(model: nn.Module, seed: int = 0) -> nn.Module:
     update), then affine parameters moved off their init."""
     from robustreid.export.parity import parity_images
 
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    model.eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
     size = tuple(model.input_size)
-    with torch.no_grad():
-        for i in range(2):
-            model(parity_images(8, size, seed=100 + i))
+    calibrate_batchnorm(model, (parity_images(8, size, seed=100 + i) for i in range(2)))
     g = torch.Generator().manual_seed(seed)
-    for m in norms:
-        m.eval()
-        m.momentum = 0.1
-        if m.affine:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
             m.weight.data.mul_(0.75 + 0.5 * torch.rand(m.weight.shape, generator=g))
             m.bias.data.add_(0.1 * torch.randn(m.bias.shape, generator=g))
     return model.eval()

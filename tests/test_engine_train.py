@@ -237,26 +237,21 @@ def test_train_cli_and_resume_flag(dataset, tmp_path, monkeypatch):
     assert r.exit_code != 0 and "config" in r.output.lower()
 
 
+def _first_step_grad_norm(dataset, out, *overrides) -> torch.Tensor:
+    """The total gradient norm left by one training step of the tiny config."""
+    t = Trainer(tiny_config("solver.epochs=1", "solver.warmup_epochs=0", *overrides), out, dataset=dataset)
+    try:
+        t.setup()
+        t.train_step(next(iter(t.loader)), 0, 0)
+        return torch.norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
+    finally:
+        t.close()
+
+
 def test_gradient_clipping_bounds_the_norm(dataset, tmp_path):
-    cfg = tiny_config("solver.clip_grad=1e-3", "solver.epochs=1", "solver.warmup_epochs=0")
-    t = Trainer(cfg, tmp_path / "clip", dataset=dataset)
-    try:
-        t.setup()
-        t.train_step(next(iter(t.loader)), 0, 0)
-        norm = torch.norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
-    finally:
-        t.close()
-    assert norm <= 1e-3 * (1 + 1e-4)
+    assert _first_step_grad_norm(dataset, tmp_path / "clip", "solver.clip_grad=1e-3") <= 1e-3 * (1 + 1e-4)
     # without clipping the same step's gradient is far larger (so the bound above is the clipping's doing)
-    cfg = tiny_config("solver.epochs=1", "solver.warmup_epochs=0")
-    t = Trainer(cfg, tmp_path / "noclip", dataset=dataset)
-    try:
-        t.setup()
-        t.train_step(next(iter(t.loader)), 0, 0)
-        norm = torch.norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
-    finally:
-        t.close()
-    assert norm > 1e-2
+    assert _first_step_grad_norm(dataset, tmp_path / "noclip") > 1e-2
 
 
 def test_non_finite_loss_stops_with_a_message(dataset, tmp_path):

@@ -14,7 +14,7 @@ from . import backbones, heads  # noqa: F401  (registration)
 from . import bot  # noqa: F401
 from . import fed  # noqa: F401  (registration)
 from . import igoas, pcb  # noqa: F401  (registration)
-from .base import ReidModel, count_parameters, to_normalized
+from .base import ReidModel, calibrate_batchnorm, count_parameters, to_normalized
 from .bot import BoT
 from .build import build_backbone, build_model, build_pooling
 from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
@@ -32,6 +32,6 @@ from .registry import BACKBONES, HEADS, MODELS, POOLINGS
 __all__ = [
     "BACKBONES", "HEADS", "MODELS", "POOLINGS", "BNNeck", "BoT", "CheckpointMismatchError", "GeM", "GlobalAvgPool",
     "GlobalMaxPool", "IMAGENET_MEAN", "IMAGENET_STD", "LoadReport", "ModelConfig", "ReidModel", "build_backbone",
-    "build_model", "build_pooling", "check_state_dict", "count_parameters", "diff_state_dict", "load_pretrained",
-    "read_state_dict", "to_normalized",
+    "build_model", "build_pooling", "calibrate_batchnorm", "check_state_dict", "count_parameters",
+    "diff_state_dict", "load_pretrained", "read_state_dict", "to_normalized",
 ]

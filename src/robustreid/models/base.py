@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 from torch import nn
@@ -111,3 +111,25 @@ class ReidModel(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
+
+
+def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
+    """Every BatchNorm's running statistics recomputed as the plain average over ``batches`` (images as the model
+    takes them), for a model that has not been trained on such images (an untrained model in a speed or parity
+    benchmark). Only the norms run in training mode, so the forward is the inference one (no dropout, no training
+    outputs); ``torch.optim.swa_utils.update_bn`` switches the whole model to training mode and cannot serve here.
+    The model is returned in eval mode, the norms' momentum restored."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+        m.eval()
+    return model
