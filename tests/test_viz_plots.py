@@ -67,3 +67,33 @@ def test_grid_canvas_places_fits_and_frames_each_crop():
     assert (b[10, 2:7] == [0, 0, 150]).all()  # the crop, 20×5 after fitting, from column (10 - 5) // 2
     assert (b[10, 7] == 255).all()  # white beside the narrower crop, inside the frame
     assert (canvas[24:44, 12:][-1] == [0x1F, 0x5F, 0xBF]).all()
+
+
+def _boxes(img: np.ndarray, colours) -> list:
+    """(top, left, bottom, right) of the pixels of each exact colour in an RGB image."""
+    out = []
+    for col in colours:
+        ys, xs = np.nonzero((img == col).all(axis=-1))
+        out.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    return out
+
+
+def test_crop_grid_wraps_rows_and_captions_each_crop_above_it():
+    from io import BytesIO
+
+    from PIL import Image
+
+    colours = [(200, 30, 30), (30, 160, 30), (40, 40, 210)]
+    crops = [np.tile(np.array(c, np.uint8), (128, 64, 1)) for c in colours]  # the cell's 2:1 aspect: no margins
+    png = plots.crop_grid(crops, ["gaussian_noise", "fog", "clean"], per_row=2, title="One query")
+    img = np.asarray(Image.open(BytesIO(png)).convert("RGB"))
+    (t0, l0, b0, r0), (t1, l1, b1, r1), (t2, l2, b2, r2) = _boxes(img, colours)
+    ch = round(1.5 * plots._STYLE["savefig.dpi"])
+    assert (b0 - t0, r0 - l0) == (ch, ch // 2) == (b2 - t2, r2 - l2)  # each crop fills its cell, unresampled
+    assert t1 == t0 and l1 > r0  # 2 per row: the second crop beside the first
+    assert l2 == l0 and t2 > b0  # the third wraps to a second row, under the first
+    gap = img[b0:t2, l0:r0]
+    assert (gap < 128).all(axis=-1).any()  # the third crop's caption (dark text) between the rows
+    above = img[:t0, l1:r1]
+    assert (above < 128).all(axis=-1).any()  # the second crop's caption above the first row
+    assert not (img[b2:, :] < 128).all(axis=-1).any()  # captions above their crops: nothing dark below the last row

@@ -311,32 +311,33 @@ def image_grid(rows: Sequence[Sequence], *, row_titles: Sequence[str] = (), col_
 
 
 def crop_grid(crops: Sequence, names: Sequence[str], *, per_row: int = 10, title: str = "",
-              captions: Optional[Sequence[str]] = None) -> bytes:
-    """Crops with one caption each, wrapped ``per_row`` per row (e.g. one query under every corruption)."""
+              captions: Optional[Sequence[str]] = None, cell_height: float = 1.5, fontsize: float = 7.5) -> bytes:
+    """Crops with one caption each above it, wrapped ``per_row`` per row (e.g. one query under every corruption);
+    composed into one image like :func:`image_grid` (a caption longer than 12 characters breaks at its first
+    space)."""
     plt = _plt()
-    n = len(crops)
-    nr = max(1, (n + per_row - 1) // per_row)
-    nc = min(per_row, max(n, 1))
+    ppi = _STYLE["savefig.dpi"]
+    ch = round(cell_height * ppi)
+    cw, gx = ch // 2, ch // 12
+    line = fontsize * 1.2 * ppi / 72  # pixels per caption line
+    gy = round(2 * line + 8)  # room for a two-line caption above every row but the first
+    cells = list(crops)
+    rows = [cells[k:k + per_row] for k in range(0, len(cells), per_row)] or [[None]]
+    canvas = grid_canvas(rows, cell=(ch, cw), gap=(gy, gx))
     with plt.rc_context(_STYLE):
-        fig_h = nr * 1.95 + 0.3
-        fig, axes = plt.subplots(nr, nc, figsize=(nc * 0.95 + 0.2, fig_h), squeeze=False)
-        for k in range(nr * nc):
-            ax = axes[k // nc][k % nc]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_visible(False)
-            if k >= n:
-                ax.axis("off")
-                continue
-            ax.imshow(_to_hwc(crops[k]), interpolation="nearest")
-            cap = (captions[k] if captions else names[k]).replace("_", " ")
+        fig = plt.figure(figsize=(canvas.shape[1] / ppi, canvas.shape[0] / ppi))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(canvas, interpolation="none")
+        ax.set_axis_off()
+        for k in range(len(cells)):
+            cap = str(captions[k] if captions else names[k]).replace("_", " ")
             if len(cap) > 12 and " " in cap:
                 cap = cap.replace(" ", "\n", 1)
-            ax.set_title(cap, fontsize=7.5, fontweight="normal")
-        if title:
-            fig.suptitle(title, x=0.01, y=1 - 0.05 / fig_h, ha="left", va="top", fontsize=11, fontweight="bold")
-        fig.subplots_adjust(wspace=0.1, hspace=0.45, top=1 - (0.65 if title else 0.35) / fig_h, bottom=0.02)
+            r, c = divmod(k, per_row)
+            ax.text(c * (cw + gx) + cw / 2, r * (ch + gy) - 4, cap, ha="center", va="bottom", fontsize=fontsize,
+                    linespacing=1.0)
+        if title:  # above the first row's captions (1 data unit = 1 pixel)
+            ax.text(0, -gy - 4, title, ha="left", va="bottom", fontsize=11, fontweight="bold")
         return fig_to_png(fig)
 
 
