@@ -143,6 +143,8 @@ def main(argv=None) -> int:
         severities = [int(x) for x in a.severities.split(",") if x.strip()]
         if not severities or not all(1 <= v <= 5 for v in severities):
             raise ValueError(f"--severities: expected integers 1..5, got {a.severities!r}")
+        if a.out and _kept(Path(a.out), _meta(a, severities)):
+            return 0
         ds = open_dataset(a.dataset, a.root)
         idx = spread_queries(ds.query, a.queries) if a.queries else range(len(ds.query))
         samples = [ds.query[i] for i in idx]
@@ -159,10 +161,32 @@ def main(argv=None) -> int:
         return 2
     print("\n".join(table(results)))
     if a.out:
-        meta = {"dataset": a.dataset, "root": str(a.root), "severities": severities, "seed": a.seed,
-                "queries": len(samples)}
+        meta = dict(_meta(a, severities), queries=len(samples))
         atomic_write_text(Path(a.out), json.dumps({"meta": meta, "models": results}, indent=1, allow_nan=True))
     return 0
+
+
+def _meta(a: argparse.Namespace, severities: List[int]) -> Dict:
+    """What the results depend on (the checkpoints by name and path)."""
+    return {"dataset": a.dataset, "root": str(a.root), "severities": severities, "seed": a.seed,
+            "queries_asked": a.queries, "checkpoints": sorted(a.checkpoint)}
+
+
+def _kept(path: Path, meta: Dict) -> bool:
+    """An existing results file of the same inputs is kept (its table printed again; a study script can call this
+    for free); one of other inputs is refused rather than overwritten or mixed."""
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        same = {k: old["meta"].get(k) for k in meta} == meta
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{path}: exists but is not a results file of this script; move it or choose another --out")
+    if not same:
+        raise ValueError(f"{path}: exists with other inputs ({old['meta']}); move it or choose another --out")
+    print(f"kept {path}", file=sys.stderr)
+    print("\n".join(table(old["models"])))
+    return True
 
 
 if __name__ == "__main__":

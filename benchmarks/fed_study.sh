@@ -9,8 +9,9 @@
 #
 # each trained and benchmarked on Occluded-Duke and on the synthetic occluded set: clean R1 / mAP / mINP, the
 # corruption mix (3 passes; query, gallery, both: on these sets the joint occlusion × corruption setting), the
-# occlusion family (severities OCC_SEVERITIES), and for fed_lite0 its f′ against its FDM output
-# (benchmarks/fed_eval_features.py, the released log's comparison). The baseline and full FED are also trained and
+# occlusion family (severities OCC_SEVERITIES), for fed_lite0 its f′ against its FDM output
+# (benchmarks/fed_eval_features.py, the released log's comparison), and for the models with an OEM whether its
+# scores find the occluders (benchmarks/fed_oem_scores.py). The baseline and full FED are also trained and
 # tested on holistic Market-1501.
 #
 #   bash benchmarks/fed_study.sh [PRESET ...]             # default: the four presets, baseline and full FED first
@@ -27,6 +28,7 @@
 #   TRAIN_ARGS  [train.eval_period=0]  overrides of every training (evaluate once, at the end: the final weights
 #               are benchmarked, no epoch is chosen on the test set)
 #   STEPS       [occluded synthetic holistic]   which parts to run
+#   OEM_PRESETS [fed_lite0 fed_lite0_oem]   (the OEM analysis)
 #   OCC_SEVERITIES [1,3]   HOLISTIC [bot_lite0 fed_lite0]   SYNTH_IDS [220]   THREADS [0] (torch threads, 0 = default)
 set -euo pipefail
 
@@ -37,6 +39,7 @@ TRAIN_ARGS=${TRAIN_ARGS:-'train.eval_period=0'}
 STEPS=${STEPS:-occluded synthetic holistic}
 OCC_SEVERITIES=${OCC_SEVERITIES:-1,3}
 HOLISTIC=${HOLISTIC:-bot_lite0 fed_lite0}
+OEM_PRESETS=${OEM_PRESETS:-fed_lite0 fed_lite0_oem}
 SYNTH_IDS=${SYNTH_IDS:-220}
 THREADS=${THREADS:-0}
 PRESETS=("$@")
@@ -49,15 +52,21 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/occluded_common.sh"
 need() { [ -d "$1" ] || { echo "fed_study: dataset folder $1 not found (set OCC / MARKET)" >&2; exit 2; }; }
 
-# FED's two features: fed_lite0's f′ against its FDM output (after its full benchmark)
+# after a full benchmark: fed_lite0's f′ against its FDM output, and for the models with an OEM whether its scores
+# find the occluders of the occlusion family (both files kept once written)
 bench_extra() {
     local p=$1 ds=$2 root=$3 m=$4 log=$5
+    mkdir -p "$OUT/$ds/features"
     if [ "$p" = fed_lite0 ]; then
         echo "[$(stamp)] $ds/$p: f′ against the FDM output"
-        mkdir -p "$OUT/$ds/features"
         python "$HERE/fed_eval_features.py" --checkpoint "$m" --dataset "$ds" --root "$root" \
             --out "$OUT/$ds/features/$p.json" >> "$log" 2>&1
     fi
+    case " $OEM_PRESETS " in *" $p "*)
+        echo "[$(stamp)] $ds/$p: OEM scores against the pasted occluders"
+        python "$HERE/fed_oem_scores.py" --checkpoint "$p=$m" --dataset "$ds" --root "$root" \
+            --severities "$OCC_SEVERITIES" --out "$OUT/$ds/features/oem_$p.json" >> "$log" 2>&1 ;;
+    esac
 }
 
 if has occluded; then

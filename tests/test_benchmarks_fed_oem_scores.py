@@ -98,3 +98,12 @@ def test_cli_writes_the_summary_and_refuses_a_model_without_oem(oem, tmp_path, c
     bot = save_checkpoint(tiny_model("bot_resnet"), tmp_path / "bot" / "model.safetensors")
     assert oem.main(["--checkpoint", f"bot={bot}", "--dataset", "folder", "--root", ds.root, "--device", "cpu"]) == 2
     assert "bot: the model has no occlusion erasing module" in capsys.readouterr().err
+    # the same inputs again: the file is kept and its table printed, nothing measured
+    monkeypatch.setattr(oem, "measure", lambda *a, **k: pytest.fail("measured again"))
+    before = out.read_bytes()
+    assert oem.main(args) == 0 and out.read_bytes() == before
+    printed = capsys.readouterr()
+    assert "kept" in printed.err and "| `fed` | occlusion_solid:3 |" in printed.out
+    # other inputs into the same file: refused, the file untouched
+    assert oem.main([*args[:7], "1", *args[8:]]) == 2 and out.read_bytes() == before
+    assert "exists with other inputs" in capsys.readouterr().err
