@@ -18,7 +18,9 @@ resolution, where the pixels outside the occluder are exactly the clean ones:
 A pasted pedestrian spans the crop's height, so all four stripes are touched and NPO's rule marks them all visible
 (FED leaves pedestrians to its feature diffusion, not to the OEM): its AUC is undefined and only ρ speaks. The clean
 queries' mean score per stripe, top first, is reported too: Occluded-Duke's queries are occluded for real (mostly
-low in the crop), with no mask to score against. One JSON (written atomically) and a Markdown table on stdout.
+low in the crop), with no mask to score against. As a control, the occluders the OEM was trained with: NPO
+(``source: batch``, as in the FED presets) on the same queries at the model's resolution, seeded (condition
+``npo``). One JSON (written atomically) and a Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ import numpy as np
 import torch
 
 from robustreid.corruptions import OCCLUSIONS
-from robustreid.transforms.augment.npo import stripe_targets
+from robustreid.transforms.augment.base import AugContext
+from robustreid.transforms.augment.npo import NPO, stripe_targets
 from robustreid.utils.io import atomic_write_text
 from robustreid.viz.source import (Variant, make_variant, model_batch, open_dataset, read_crops, resolve_device,
                                    load_models, spread_queries)
+
+
+NPO_CONTROL = ("npo", 0)  # the training occluders, as a control
 
 
 def stripe_coverage(clean: torch.Tensor, occluded: torch.Tensor, num_stripes: int) -> torch.Tensor:
@@ -72,21 +78,47 @@ def _scores(model, crops: Sequence[torch.Tensor]) -> torch.Tensor:
     return model.occlusion_scores(model_batch(model, crops)).float().cpu()
 
 
+class _NPOControl:
+    """The occluders the OEM was trained on: NPO (``source: batch``, p 1, as in the FED presets) on the queries at
+    the model's resolution, seeded; its pool is filled from the first batch before that batch is occluded."""
+
+    def __init__(self, num_stripes: int, seed: int):
+        self.npo = NPO(p=1.0, source="batch", num_stripes=num_stripes)
+        self.ctx = AugContext(generator=torch.Generator().manual_seed(seed))
+        self.num_stripes = num_stripes
+
+    def __call__(self, x: torch.Tensor):
+        """uint8 N×3×H×W -> (occluded float images in [0, 1], NPO targets N×S, coverage N×S)."""
+        clean = x.float().div(255.0)
+        if len(self.npo.pool) == 0:
+            self.npo({"images": clean}, self.ctx)  # fills the pool only
+        b = self.npo({"images": clean}, self.ctx)
+        cov = torch.stack([stripe_coverage(a, o, self.num_stripes) for a, o in zip(clean, b["images"])])
+        return b["images"], b["stripe_targets"].float().cpu(), cov
+
+
 @torch.no_grad()
 def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[int], seed: int = 0,
             batch_size: int = 64) -> Dict:
-    """Clean scores and, per occluder × severity, scores, NPO targets and coverage (lists of N×S)."""
+    """Clean scores and, per occluder × severity (and NPO's own occluders, ``("npo", 0)``, the control), scores,
+    NPO targets and coverage (lists of N×S)."""
     if getattr(model, "oem", None) is None or not hasattr(model, "occlusion_scores"):
         raise ValueError("the model has no occlusion erasing module (a FED model with method_kwargs.oem true)")
     model.eval()
     s = int(model.num_stripes)
     conditions = [(c, int(v)) for c in OCCLUSIONS for v in severities]
     clean_scores: List[torch.Tensor] = []
-    per = {k: {"scores": [], "targets": [], "coverage": []} for k in conditions}
+    per = {k: {"scores": [], "targets": [], "coverage": []} for k in [NPO_CONTROL] + conditions}
+    control = _NPOControl(s, seed)
     for i in range(0, len(samples), batch_size):
         chunk = samples[i:i + batch_size]
         crops, paths = read_crops(chunk), [x.path for x in chunk]
-        clean_scores.append(_scores(model, crops))
+        x = model_batch(model, crops)
+        clean_scores.append(model.occlusion_scores(x).float().cpu())
+        occ, targets, cov = control(x)
+        per[NPO_CONTROL]["scores"].append(model.occlusion_scores(occ).float().cpu())
+        per[NPO_CONTROL]["targets"].append(targets)
+        per[NPO_CONTROL]["coverage"].append(cov)
         for c, v in conditions:
             occ = make_variant(crops, paths, Variant(c, v), dataset, root, seed)
             per[(c, v)]["scores"].append(_scores(model, occ))
@@ -98,9 +130,10 @@ def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[i
 
 
 def summarise(m: Dict) -> Dict:
-    conds = {f"{c}:{v}": detection_summary(d["scores"], d["targets"], d["coverage"])
+    conds = {("npo" if (c, v) == NPO_CONTROL else f"{c}:{v}"): detection_summary(d["scores"], d["targets"],
+                                                                                 d["coverage"])
              for (c, v), d in m["conditions"].items()}
-    allc = [d for (c, _), d in m["conditions"].items() if c != "occlusion_pedestrian"]
+    allc = [d for (c, _), d in m["conditions"].items() if c not in ("occlusion_pedestrian", NPO_CONTROL[0])]
     pooled = {n: np.concatenate([d[n] for d in allc]) for n in ("scores", "targets", "coverage")} if allc else None
     return {"queries": int(m["clean_scores"].shape[0]),
             "clean_score_per_stripe": [float(x) for x in m["clean_scores"].mean(axis=0)],

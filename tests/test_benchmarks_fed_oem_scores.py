@@ -64,7 +64,11 @@ def test_measure_pairs_each_score_with_the_pasted_occluder(oem, tmp_path):
     m = oem.measure(model, ds.query, ds.name, ds.root, [2], batch_size=2)
     n = len(ds.query)
     assert m["clean_scores"].shape == (n, 4)
-    assert set(m["conditions"]) == {(c, 2) for c in OCCLUSIONS}
+    assert set(m["conditions"]) == {(c, 2) for c in OCCLUSIONS} | {("npo", 0)}
+    # the control: NPO's own occluders and targets; every stripe it calls occluded has changed pixels
+    npo = m["conditions"][("npo", 0)]
+    assert npo["scores"].shape == npo["targets"].shape == npo["coverage"].shape == (n, 4)
+    assert (npo["coverage"][npo["targets"] < 0.5] > 0).all() and (npo["targets"] < 0.5).any()
     # the targets and coverage of one condition recomputed here from the benchmark's own seeded occluder
     q = ds.query[1]
     from robustreid.transforms.decode import read_image
@@ -93,7 +97,7 @@ def test_cli_writes_the_summary_and_refuses_a_model_without_oem(oem, tmp_path, c
     assert oem.main(args) == 0
     r = json.loads(out.read_text())["models"]["fed"]
     assert r["queries"] == len(ds.query) and len(r["clean_score_per_stripe"]) == 4
-    assert set(r["conditions"]) == {f"{c}:3" for c in OCCLUSIONS}
+    assert set(r["conditions"]) == {f"{c}:3" for c in OCCLUSIONS} | {"npo"}
     assert "| `fed` | occlusion_solid:3 |" in capsys.readouterr().out
     bot = save_checkpoint(tiny_model("bot_resnet"), tmp_path / "bot" / "model.safetensors")
     assert oem.main(["--checkpoint", f"bot={bot}", "--dataset", "folder", "--root", ds.root, "--device", "cpu"]) == 2
