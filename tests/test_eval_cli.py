@@ -75,13 +75,14 @@ def test_eval_checkpoint_mode_calls_extraction(feature_file, monkeypatch):
     path, qf, gf, qp, gp, qc, gc = feature_file
     calls = {}
 
-    def fake(checkpoint, dataset, root, *, splits=("query", "gallery"), device=None, batch_size=128, flip=False):
-        calls.update(checkpoint=checkpoint, dataset=dataset, root=root, splits=splits, flip=flip)
+    def fake(checkpoint, dataset, root, *, splits=("query", "gallery"), device=None, batch_size=128, flip=False,
+             feature=None):
+        calls.update(checkpoint=checkpoint, dataset=dataset, root=root, splits=splits, flip=flip, feature=feature)
         return load_features(path)
 
     monkeypatch.setattr(ex, "extract_dataset_features", fake)
     r = CliRunner().invoke(cli, ["eval", "--checkpoint", "runs/x", "--dataset", "synthetic", "--root", "/d", "--flip"])
     assert r.exit_code == 0, r.output
     assert calls == {"checkpoint": "runs/x", "dataset": "synthetic", "root": "/d", "splits": ("query", "gallery"),
-                     "flip": True}
+                     "flip": True, "feature": None}
     assert f"{100 * evaluate(qf, gf, qp, gp, qc, gc).mAP:.2f}" in r.output

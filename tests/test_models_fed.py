@@ -387,3 +387,52 @@ def test_smoke_train_on_synthetic_occluded_set_then_eval_without_flags(tmp_path)
                                  "--root", str(root), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert f"{100 * result['final']['mAP']:.2f}" in r.output  # the same feature (f′) as the trainer's evaluation
+    _check_feature_choice(cli, tmp_path / "run", root, tmp_path)
+
+
+def _check_feature_choice(cli, run, root, tmp_path):
+    """`eval --feature fdm` and `extract --feature fdm` give the FDM output, as the model does by hand; bad choices
+    are refused with the names that exist."""
+    from click.testing import CliRunner
+
+    from robustreid.data import load_dataset
+    from robustreid.engine.checkpoint import load_model
+    from robustreid.engine.extract import extract_features
+    from robustreid.eval import evaluate
+    from robustreid.eval.features import load_features
+
+    data = ["--dataset", "synthetic", "--root", str(root), "--device", "cpu"]
+    model = load_model(run)
+    ds = load_dataset("synthetic", str(root))
+    with torch.no_grad(), model.using_eval_feature("fdm"):
+        qf = extract_features(model, ds.query, batch_size=64, device="cpu", progress=False)
+        gf = extract_features(model, ds.gallery, batch_size=64, device="cpu", progress=False)
+    labels = [np.asarray([getattr(s, k) for s in split]) for k in ("pid", "camid") for split in (ds.query, ds.gallery)]
+    want = evaluate(qf, gf, labels[0], labels[1], labels[2], labels[3])
+    r = CliRunner().invoke(cli, ["eval", "--checkpoint", str(run), "--feature", "fdm", *data])
+    assert r.exit_code == 0, r.output
+    assert "(feature fdm)" in r.output and f"{100 * want.mAP:.2f}" in r.output
+    out = tmp_path / "fdm.safetensors"
+    r = CliRunner().invoke(cli, ["extract", "--checkpoint", str(run), "--feature", "fdm", "--out", str(out), *data])
+    assert r.exit_code == 0, r.output
+    fs = load_features(str(out))
+    assert np.allclose(fs.select("query").features, np.asarray(qf), atol=1e-5) and fs.meta["feature"] == "fdm"
+    with torch.no_grad():  # and not f′, which the same checkpoint gives without the option
+        fprime = extract_features(model, ds.query, batch_size=64, device="cpu", progress=False)
+    assert model.eval_feature == "fprime" and not np.allclose(np.asarray(fprime), np.asarray(qf), atol=1e-3)
+    r = CliRunner().invoke(cli, ["eval", "--checkpoint", str(run), "--feature", "fmd", *data])
+    assert r.exit_code != 0 and "unknown feature 'fmd'" in r.output and "fprime, fdm" in r.output
+    r = CliRunner().invoke(cli, ["eval", "--features", str(out), "--feature", "fdm"])
+    assert r.exit_code != 0 and "a feature file is fixed" in r.output
+
+
+def test_feature_choice_is_refused_for_a_model_with_one_feature_and_for_fed_without_fdm():
+    from robustreid.engine.checkpoint import select_feature
+
+    bot = build_model(ModelConfig(backbone="resnet18", backbone_kwargs={"width": 0.125}, input_size=SIZE), 4)
+    with pytest.raises(ValueError, match="BoT model has one inference feature"):
+        select_feature(bot, "fdm", "runs/bot")
+    no_fdm = tiny_fed(fdm=False)
+    with pytest.raises(ValueError, match="needs a model built with the FDM"):
+        select_feature(no_fdm, "fdm")
+    assert select_feature(tiny_fed(), "fdm").eval_feature == "fdm"

@@ -60,6 +60,8 @@ def _warnings(res, source: str) -> List[str]:
 @click.option("--dataset", default=None, help="Dataset name (with --checkpoint).")
 @click.option("--root", default=None, type=click.Path(), help="Dataset root folder (with --checkpoint).")
 @click.option("--flip", is_flag=True, help="Average with horizontally flipped images (with --checkpoint).")
+@click.option("--feature", default=None,
+              help="Inference feature of a model with several (with --checkpoint; FED: fprime [default] or fdm).")
 @click.option("--metric", type=click.Choice(["cosine", "euclidean"]), default="cosine", show_default=True)
 @click.option("--rerank", is_flag=True, help="k-reciprocal re-ranking before the metrics.")
 @click.option("--k1", default=20, show_default=True, type=click.IntRange(min=1))
@@ -71,7 +73,7 @@ def _warnings(res, source: str) -> List[str]:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the metrics as JSON to this file.")
 def eval_cmd(features: Optional[str], checkpoint: Optional[str], dataset: Optional[str], root: Optional[str],
-             flip: bool, metric: str, rerank: bool, k1: int, k2: int, lambda_value: float, max_rank: int, tpr: bool,
+             flip: bool, feature: Optional[str], metric: str, rerank: bool, k1: int, k2: int, lambda_value: float, max_rank: int, tpr: bool,
              device: Optional[str], json_out: Optional[str]) -> None:
     """Evaluate re-identification features: CMC (R1/R5/R10), mAP, mINP (see docs/metrics.md).
 
@@ -80,12 +82,15 @@ def eval_cmd(features: Optional[str], checkpoint: Optional[str], dataset: Option
       robustreid eval --features runs/demo/features.safetensors
       robustreid eval --features feats.safetensors --rerank --json metrics.json
       robustreid eval --checkpoint runs/bot --dataset market1501 --root /data/market --flip
+      robustreid eval --checkpoint runs/fed --dataset occluded_duke --root /data/Occluded_Duke --feature fdm
     """
     from ..eval import evaluate
     from ..eval.features import load_features
 
     if (features is None) == (checkpoint is None):
         raise click.UsageError("give exactly one of --features FILE or --checkpoint C (with --dataset and --root)")
+    if feature is not None and checkpoint is None:
+        raise click.UsageError("--feature chooses what a --checkpoint's model returns; a feature file is fixed")
     if checkpoint is not None:
         if not dataset or not root:
             raise click.UsageError("--checkpoint needs --dataset NAME and --root DIR")
@@ -96,10 +101,10 @@ def eval_cmd(features: Optional[str], checkpoint: Optional[str], dataset: Option
                                        f"which is unavailable here ({e})") from None
         try:
             fs = extract_dataset_features(checkpoint, dataset, root, splits=("query", "gallery"), device=device,
-                                          flip=flip)
+                                          flip=flip, feature=feature)
         except (FileNotFoundError, ValueError, KeyError) as e:
             raise click.ClickException(f"feature extraction failed: {e}") from None
-        source = f"{checkpoint} on {dataset}"
+        source = f"{checkpoint} on {dataset}" + (f" (feature {feature})" if feature else "")
     else:
         try:
             fs = load_features(features)

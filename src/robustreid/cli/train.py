@@ -79,8 +79,10 @@ def train(config: Optional[str], overrides: Tuple[str, ...], out: str, resume: b
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu | cuda (default: cuda when available).")
 @click.option("--num-workers", default=0, show_default=True, type=int)
+@click.option("--feature", default=None,
+              help="Inference feature of a model with several (FED: fprime [default] or fdm).")
 def extract(checkpoint: str, dataset: str, root: str, out: str, splits: str, flip: bool, batch_size: int,
-            device: Optional[str], num_workers: int) -> None:
+            device: Optional[str], num_workers: int, feature: Optional[str]) -> None:
     """Extract features of a dataset's splits and write the feature file that `robustreid eval --features` reads.
 
     Under torchrun (`torchrun --nproc-per-node N -m robustreid extract ...`) each process extracts a share of the
@@ -98,7 +100,8 @@ def extract(checkpoint: str, dataset: str, root: str, out: str, splits: str, fli
     with D.launched(device or "auto") as proc:
         try:
             fs = extract_dataset_features(checkpoint, dataset, root, splits=names, device=device,
-                                          batch_size=batch_size, flip=flip, num_workers=num_workers)
+                                          batch_size=batch_size, flip=flip, num_workers=num_workers,
+                                          feature=feature)
         except (CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
             raise click.ClickException(str(e).strip('"')) from None
     if not proc.is_main:

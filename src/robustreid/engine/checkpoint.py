@@ -164,15 +164,35 @@ def check_finite(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoi
                               f"diverged or the file is damaged — use an earlier checkpoint")
 
 
-def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Module:
+def load_model(path: PathLike, device: Union[str, torch.device] = "cpu", feature: Optional[str] = None) -> nn.Module:
     """A run directory or ``.safetensors`` file -> the ReidModel with its weights, in eval mode on ``device``.
-    Weights holding NaN or inf are refused (:func:`check_finite`)."""
+    Weights holding NaN or inf are refused (:func:`check_finite`). ``feature``: which inference feature the model
+    returns, for a model with several (:func:`select_feature`)."""
     file = resolve_checkpoint(path)
     sd, meta = read_weights(file)
     check_finite(sd, str(file))
     model = build_model_from_meta(meta, str(file))
     load_state_into(model, sd, str(file))
+    if feature is not None:
+        select_feature(model, feature, str(file))
     return model.to(device).eval()
+
+
+def select_feature(model: nn.Module, feature: str, where: str = "model") -> nn.Module:
+    """Make ``model`` return its inference feature ``feature``: one of ``model.eval_features`` (FED: ``fprime``, the
+    default, or ``fdm``); a model with a single inference feature is refused rather than silently used as is."""
+    names = tuple(getattr(model, "eval_features", ()) or ())
+    if not names:
+        raise ValueError(f"{where}: a {type(model).__name__} model has one inference feature; a feature choice "
+                         f"applies to models with several (FED: fprime, fdm)")
+    if feature not in names:
+        raise ValueError(f"{where}: unknown feature {feature!r} for a {type(model).__name__} model; expected one of "
+                         f"{', '.join(names)}")
+    try:
+        model.eval_feature = feature
+    except ValueError as e:  # e.g. FED's fdm on a model trained without the FDM
+        raise ValueError(f"{where}: {e}") from None
+    return model
 
 
 # ---------------------------------------------------------------- training state

@@ -181,21 +181,32 @@ def extract_dataset_features(
     transform: Optional[Transform] = None,
     num_workers: int = 0,
     progress: bool = True,
+    feature: Optional[str] = None,
 ):
     """Extract the features of a dataset's splits with a checkpoint -> :class:`robustreid.eval.features.FeatureSet`.
 
     ``checkpoint`` is a run directory, a ``.safetensors`` file or an already loaded model; ``dataset`` a registered
-    dataset name (loaded from ``root``) or a ``ReidDataset``. In a torch.distributed process group each rank
-    extracts a share of the images (whole batches) and every rank returns the whole, identical FeatureSet."""
+    dataset name (loaded from ``root``) or a ``ReidDataset``; ``feature`` the inference feature of a model with
+    several (FED: ``fprime`` or ``fdm``). In a torch.distributed process group each rank extracts a share of the
+    images (whole batches) and every rank returns the whole, identical FeatureSet."""
     from ..eval.features import SPLIT_CODES, FeatureSet
-    from .checkpoint import load_model
+    from .checkpoint import load_model, select_feature
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if isinstance(checkpoint, nn.Module):
         model, model_name = checkpoint.to(device).eval(), type(checkpoint).__name__
+        if feature is not None:  # on the caller's model for this call only
+            before = model.eval_feature if hasattr(model, "eval_features") else None
+            select_feature(model, feature)
+            try:
+                return extract_dataset_features(model, dataset, root, splits=splits, device=device,
+                                                batch_size=batch_size, flip=flip, transform=transform,
+                                                num_workers=num_workers, progress=progress)
+            finally:
+                model.eval_feature = before
     else:
-        model, model_name = load_model(checkpoint, device=device), str(checkpoint)
+        model, model_name = load_model(checkpoint, device=device, feature=feature), str(checkpoint)
     if isinstance(dataset, str):
         from ..data import load_dataset
 
@@ -221,6 +232,8 @@ def extract_dataset_features(
         paths += [s.path for s in samples]
     meta = {"model": model_name, "dataset": getattr(ds, "name", str(dataset)), "flip": str(bool(flip)),
             "splits": ",".join(splits)}
+    if hasattr(model, "eval_features"):
+        meta["feature"] = str(model.eval_feature)
     return FeatureSet(np.concatenate(feats).astype(np.float32), np.asarray(pids, dtype=np.int64),
                       np.asarray(camids, dtype=np.int64), np.asarray(split, dtype=np.int8), paths, meta)
 

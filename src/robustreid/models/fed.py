@@ -282,6 +282,8 @@ def _bn_per_view(neck: nn.Module, x: torch.Tensor, split: Optional[int]) -> torc
 class FED(ReidModel):
     #: the clean view and the labels (own identity excluded from the FDM's centres) come from the batch
     train_inputs = ("clean_images", "pids")
+    #: the inference features a checkpoint can be evaluated with (``robustreid eval --feature``)
+    eval_features = EVAL_FEATURES
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__(cfg, num_classes)
