@@ -173,9 +173,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="", help="JSON file for the summaries")
     a = ap.parse_args(argv)
     try:
-        severities = [int(x) for x in a.severities.split(",") if x.strip()]
-        if not severities or not all(1 <= v <= 5 for v in severities):
-            raise ValueError(f"--severities: expected integers 1..5, got {a.severities!r}")
+        parts = [x.strip() for x in a.severities.split(",") if x.strip()]
+        if not parts or not all(x in "12345" and len(x) == 1 for x in parts):
+            raise ValueError(f"--severities: expected a comma-separated list of 1..5, got {a.severities!r}")
+        severities = [int(x) for x in parts]
+        if a.queries < 0:
+            raise ValueError(f"--queries: expected 0 (all) or a positive number, got {a.queries}")
         if a.out and _kept(Path(a.out), _meta(a, severities)):
             return 0
         ds = open_dataset(a.dataset, a.root)

@@ -111,3 +111,7 @@ def test_cli_writes_the_summary_and_refuses_a_model_without_oem(oem, tmp_path, c
     # other inputs into the same file: refused, the file untouched
     assert oem.main([*args[:7], "1", *args[8:]]) == 2 and out.read_bytes() == before
     assert "exists with other inputs" in capsys.readouterr().err
+    # bad arguments: a message naming the option, no traceback
+    for bad, msg in ((["--severities", "1,x"], "--severities"), (["--queries", "-1"], "--queries")):
+        assert oem.main([*args[:6], *bad, "--device", "cpu"]) == 2
+        assert msg in capsys.readouterr().err
