@@ -197,3 +197,22 @@ def test_report_of_a_clean_only_run_draws_clean_ranked_lists(tmp_path):
     html = build_report([tmp_path / "run"], tmp_path / "r.html", max_ranked_queries=1).read_text()
     assert "clean (this run has no corrupted cells)" in html
     assert "gallery corrupted ()" not in html
+
+
+def test_corruption_strip_shows_every_run_on_the_dataset_in_registry_order():
+    from robustreid.corruptions import CORRUPTION_REGISTRY
+    from robustreid.report.html import _dataset_corruptions
+
+    order = list(CORRUPTION_REGISTRY)
+    metas = [  # a mix run and an occlusion sweep of one study, and a run on another dataset
+        {"config": {"dataset": "occluded_duke", "corruptions": ["fog", "gaussian_noise", "not_registered"],
+                    "severities": [1, 2, 3, 4, 5]}},
+        {"config": {"dataset": "occluded_duke", "corruptions": ["occlusion_solid"], "severities": [3, 1]}},
+        {"config": {"dataset": "market1501", "corruptions": ["rain"], "severities": [7]}},
+        {"config": {}},
+    ]
+    corrs, sevs = _dataset_corruptions(metas, "occluded_duke")
+    assert corrs == sorted(["fog", "gaussian_noise", "occlusion_solid"], key=order.index)
+    assert sevs == [1, 2, 3, 4, 5]
+    assert _dataset_corruptions(metas, "market1501") == (["rain"], [7])
+    assert _dataset_corruptions(metas, "cuhk03") == ([], [3])  # nothing run there: the middle severity by default

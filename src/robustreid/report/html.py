@@ -24,6 +24,8 @@ import numpy as np
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
+from ..corruptions import CORRUPTION_REGISTRY, family_of
+from ..robustness.apply import CorruptionTransform
 from ..robustness.protocols import CORRUPTED_PROTOCOLS, MIX, relative_path
 from ..robustness.results import load_runs
 from ..robustness.summary import (FAMILY_ORDER, clean_metrics, corruption_matrix, error_ratio, family_summary,
@@ -264,56 +266,54 @@ def _load(root: Optional[str], rel: str):
 
 
 def _crop_section(metas, examples) -> str:
-    """One query crop under each corruption of the first run (middle severity) + a severity ladder."""
-    from ..corruptions import CORRUPTION_REGISTRY
-    from ..robustness.apply import CorruptionTransform
-
+    """One query crop under every corruption the report's runs on its dataset used (middle severity), and a
+    severity ladder with one corruption per family, from the first run that recorded example queries."""
     for meta in metas:
         cfg = meta.get("config") or {}
         ex = next((e for e in examples if e.get("_run_dir") == meta.get("run_dir") and e.get("queries")), None)
         if ex is None:
             continue
-        root = ex.get("root") or cfg.get("root")
-        rel = ex["queries"][0]
+        root, rel = ex.get("root") or cfg.get("root"), ex["queries"][0]
         try:
             img = _load(root, rel)
         except (OSError, ValueError) as e:
             return f'<p class="note">Example crops unavailable: {_e(e)}</p>'
-        corrs = [c for c in (cfg.get("corruptions") or []) if c in CORRUPTION_REGISTRY]
-        sevs = cfg.get("severities") or [3]
-        mid = 3 if 3 in sevs else sevs[len(sevs) // 2]
         ds, seed = cfg.get("dataset", ""), int(cfg.get("seed", 0))
-        crops, names = [img], ["clean"]
-        for c in corrs:
-            t = CorruptionTransform(ds, None, c, mid, 0, seed)
-            crops.append(t.apply([img], [rel])[0])
-            names.append(c)
-        html_parts = []
-        if len(crops) > 1:
-            png = _plots().crop_grid(crops, names, per_row=11, title=f"One query under each corruption, severity {mid}")
-            html_parts.append(_img(png, "corruption examples",
-                                   f"Query <code>{_e(rel)}</code> of {_e(ds)}; exactly the pixels the benchmark fed "
-                                   f"the model (same per-image seeds, pass 0)."))
-        if len(sevs) > 1 and corrs:  # corrs non-empty -> at least one representative
-            from ..corruptions import family_of
+        corrs, sevs = _dataset_corruptions(metas, ds)
+        mid = 3 if 3 in sevs else sevs[len(sevs) // 2]
 
-            reps = []
-            for fam in FAMILY_ORDER:
-                pick = next((c for c in corrs if family_of(c) == fam), None)
-                if pick:
-                    reps.append(pick)
-            grid = []
-            for c in reps:
-                rowimgs = [img]
-                for s in sevs:
-                    rowimgs.append(CorruptionTransform(ds, None, c, s, 0, seed).apply([img], [rel])[0])
-                grid.append(rowimgs)
-            png = _plots().image_grid(grid, row_titles=[c.replace("_", " ") for c in reps],
+        def corrupt(c: str, sev: int):
+            return CorruptionTransform(ds, None, c, sev, 0, seed).apply([img], [rel])[0]
+
+        parts = []
+        if corrs:
+            png = _plots().crop_grid([img] + [corrupt(c, mid) for c in corrs], ["clean"] + corrs, per_row=11,
+                                     title=f"One query under each corruption, severity {mid}")
+            parts.append(_img(png, "corruption examples",
+                              f"Query <code>{_e(rel)}</code> of {_e(ds)}; exactly the pixels the benchmark fed the "
+                              f"model (same per-image seeds, pass 0)."))
+        if len(sevs) > 1 and corrs:
+            reps = [c for c in (next((c for c in corrs if family_of(c) == f), None) for f in FAMILY_ORDER) if c]
+            png = _plots().image_grid([[img] + [corrupt(c, s) for s in sevs] for c in reps],
+                                      row_titles=[c.replace("_", " ") for c in reps],
                                       col_titles=["clean"] + [f"sev {s}" for s in sevs],
                                       title="Severity ladder (one corruption per family)")
-            html_parts.append(_img(png, "severity ladder"))
-        return "".join(html_parts)
+            parts.append(_img(png, "severity ladder"))
+        return "".join(parts)
     return '<p class="note">No example queries recorded (run the benchmark with examples &gt; 0).</p>'
+
+
+def _dataset_corruptions(metas, dataset: str):
+    """The registered corruptions (registry order) and the severities (sorted; [3] when none) of every run of the
+    report on ``dataset``: a study benchmarked in several runs (the corruption mix, the occlusion family) shows all
+    of them."""
+    names, sevs = set(), set()
+    for meta in metas:
+        cfg = meta.get("config") or {}
+        if cfg.get("dataset", "") == dataset:
+            names.update(c for c in (cfg.get("corruptions") or []) if c in CORRUPTION_REGISTRY)
+            sevs.update(int(v) for v in (cfg.get("severities") or []))
+    return [c for c in CORRUPTION_REGISTRY if c in names], sorted(sevs) or [3]
 
 
 def _ranked_section(examples, n_queries: int = 4) -> str:
