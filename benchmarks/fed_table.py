@@ -8,8 +8,9 @@ fed_lite0_npo, fed_lite0_oem, fed_lite0; with --others, every other model of the
 occlusion study's, whose Δ is left blank): clean R1 / mAP / mINP and the change of clean mAP from the ablation row
 above (each added part's effect), the corruption mix with both sides corrupted (R1, mAP mean ± std over the passes, retained
 fraction of the clean mAP), query-only mix mAP, and the mean mAP over the occluders with both sides occluded per
-severity. Then f′ against the FDM output for FED, holistic Market-1501 (clean), and the issue's bar: full FED's
-clean mAP minus the baseline's on Occluded-Duke (>= 2). A missing part shows "—". The same folder also feeds
+severity. Then f′ against the FDM output for FED, whether the OEM finds the occluders
+(benchmarks/fed_oem_scores.py), holistic Market-1501 (clean), and the issue's bar: full FED's clean mAP minus the
+baseline's on Occluded-Duke (>= 2). A missing part shows "—". The same folder also feeds
 ``benchmarks/occluded_table.py`` (the joint occlusion × corruption table of issue #13, FED as one more column).
 """
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 ORDER = ["bot_lite0", "fed_lite0_npo", "fed_lite0_oem", "fed_lite0"]
+OEM_PREFIX = "oem_"  # features/oem_<model>.json: benchmarks/fed_oem_scores.py
 SET_NAMES = {"occluded_duke": "Occluded-Duke", "synthetic": "synthetic occluded set", "market1501": "Market-1501"}
 
 
@@ -79,10 +81,40 @@ def features_table(out: Path, sets) -> list:
     for s in sets:
         folder = out / s / "features"
         for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if f.name.startswith(OEM_PREFIX):
+                continue  # the OEM analysis: oem_table
             d = json.loads(f.read_text())
             a, b = d["fprime"], d["fdm"]
             lines.append(f"| {SET_NAMES.get(s, s)} | `{f.stem}` | {_pct(a['R1'])} / {_pct(a['mAP'])} | "
                          f"{_pct(b['R1'])} / {_pct(b['mAP'])} |")
+    return lines if len(lines) > 2 else []
+
+
+def _auc_score(d) -> str:
+    """'AUC (mean score occluded / visible)' of one fed_oem_scores.py condition summary."""
+    if not d:
+        return "—"
+    return f"{_num(d.get('auc'), 3)} ({_num(d.get('score_occluded'))} / {_num(d.get('score_visible'))})"
+
+
+def _num(x, nd: int = 2) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def oem_table(out: Path, sets) -> list:
+    """benchmarks/fed_oem_scores.py's summaries (features/oem_<model>.json): does the OEM find the occluder, on
+    NPO's own occluders (the control) and on the benchmark's (pooled over solid, noise, object)."""
+    lines = ["| set | model | NPO's occluders: AUC (score occluded / visible) | benchmark occluders, pooled: AUC "
+             "(score occluded / visible) | ρ(score, coverage) | clean queries' score per stripe, top first |",
+             "|---|---|---|---|---:|---|"]
+    for s in sets:
+        folder = out / s / "features"
+        for f in sorted(folder.glob(OEM_PREFIX + "*.json")) if folder.is_dir() else []:
+            for model, r in json.loads(f.read_text())["models"].items():
+                pooled = r.get("non_pedestrian") or {}
+                lines.append(f"| {SET_NAMES.get(s, s)} | `{model}` | {_auc_score(r['conditions'].get('npo'))} | "
+                             f"{_auc_score(pooled)} | {_num(pooled.get('spearman_coverage'), 3)} | "
+                             + " / ".join(_num(x) for x in r["clean_score_per_stripe"]) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -125,8 +157,8 @@ def main(argv=None) -> int:
     if not sets:
         print(f"fed_table: no {out}/<set>/mix folder: run benchmarks/fed_study.sh first", file=sys.stderr)
         return 2
-    blocks = [set_table(out, s, others=args.others) for s in sets] + [features_table(out, sets), holistic_table(out),
-                                                  bar_lines(out, args.baseline, args.method)]
+    blocks = [set_table(out, s, others=args.others) for s in sets] + [
+        features_table(out, sets), oem_table(out, sets), holistic_table(out), bar_lines(out, args.baseline, args.method)]
     print("\n\n".join("\n".join(b) for b in blocks if b))
     return 0
 
