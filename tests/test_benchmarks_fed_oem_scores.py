@@ -1,9 +1,7 @@
 """benchmarks/fed_oem_scores.py: OEM scores against the occluder actually pasted (coverage, NPO target, AUC, ρ)."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,18 +9,14 @@ import torch
 
 from robustreid.corruptions import OCCLUSIONS
 from robustreid.robustness.apply import CorruptionTransform
+from script_support import load_script
 from serving_support import save_checkpoint, tiny_model
 from test_robustness_helpers import make_dataset
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def oem():
-    spec = importlib.util.spec_from_file_location("fed_oem_scores", REPO / "benchmarks" / "fed_oem_scores.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fed_oem_scores")
 
 
 def test_coverage_is_the_changed_share_of_each_stripe(oem):

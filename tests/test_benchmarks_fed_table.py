@@ -1,29 +1,20 @@
 """benchmarks/fed_table.py: the FED study's feature and OEM tables read back from the files the study writes."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from script_support import load_script
 
 
 @pytest.fixture(scope="module")
 def table():
-    return _script("fed_table")
+    return load_script("fed_table")
 
 
 def test_feature_and_oem_tables_read_their_own_files(table, tmp_path):
-    oem = _script("fed_oem_scores")
+    oem = load_script("fed_oem_scores")
     folder = tmp_path / "occluded_duke" / "features"
     folder.mkdir(parents=True)
     (folder / "fed_lite0.json").write_text(json.dumps({"fprime": {"R1": 0.5, "mAP": 0.4},

@@ -1,23 +1,17 @@
 """benchmarks/occluded_table.py: the joint occlusion × corruption table read back from real benchmark folders."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from robustreid.robustness import read_results, run_benchmark
+from script_support import load_script
 from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate, registered_test_corruptions
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("occluded_table", REPO / "benchmarks" / "occluded_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("occluded_table")
 
 
 def test_joint_table_and_its_png_come_from_the_benchmark_rows(table, tmp_path):

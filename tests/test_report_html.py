@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -17,9 +15,8 @@ from PIL import Image
 
 from robustreid.report import build_report
 from robustreid.robustness import protocol_summary, run_benchmark
+from script_support import load_script
 from test_robustness_helpers import StripeModel, make_dataset, reference_evaluate, registered_test_corruptions
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -126,11 +123,7 @@ def test_report_cli_and_errors(run_dir, tmp_path):
 
 
 def _checker():
-    spec = importlib.util.spec_from_file_location("check_report_chromium", REPO / "benchmarks" /
-                                                  "check_report_chromium.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("check_report_chromium")
 
 
 def test_check_dom_detects_broken_pages():

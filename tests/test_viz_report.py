@@ -3,20 +3,17 @@ in headless Chromium (when /usr/bin/chromium exists)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from robustreid.report import build_report
 from robustreid.report.html import _inside_section, _worst_variants
 from robustreid.robustness import read_results, run_benchmark
+from script_support import load_script
 from viz_support import make_checkpoint, make_market
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +72,7 @@ def test_inside_section_without_a_checkpoint_says_so(report, tmp_path):
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
                     reason="needs /usr/bin/chromium (apt-get install chromium)")
 def test_inside_section_renders_in_headless_chromium(report):
-    spec = importlib.util.spec_from_file_location("check_report_chromium", REPO / "benchmarks" /
-                                                  "check_report_chromium.py")
-    chk = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chk)
+    chk = load_script("check_report_chromium")
     path, _ = report
     n_images = path.read_text().count("data:image/png;base64,")
     res = chk.check_dom(chk.dump_dom("/usr/bin/chromium", path), min_tables=3, min_images=n_images)
