@@ -39,6 +39,7 @@ from robustreid.corruptions import OCCLUSIONS
 from robustreid.transforms.augment.base import AugContext
 from robustreid.transforms.augment.npo import NPO, stripe_targets
 from robustreid.utils.io import atomic_write_text
+from robustreid.utils.progress import progress_bar
 from robustreid.viz.source import (Variant, make_variant, model_batch, open_dataset, read_crops, resolve_device,
                                    load_models, spread_queries)
 
@@ -99,7 +100,7 @@ class _NPOControl:
 
 @torch.no_grad()
 def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[int], seed: int = 0,
-            batch_size: int = 64) -> Dict:
+            batch_size: int = 64, progress: bool = False) -> Dict:
     """Clean scores and, per occluder × severity (and NPO's own occluders, ``("npo", 0)``, the control), scores,
     NPO targets and coverage (lists of N×S)."""
     if getattr(model, "oem", None) is None or not hasattr(model, "occlusion_scores"):
@@ -110,6 +111,7 @@ def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[i
     clean_scores: List[torch.Tensor] = []
     per = {k: {"scores": [], "targets": [], "coverage": []} for k in [NPO_CONTROL] + conditions}
     control = _NPOControl(s, seed)
+    bar = progress_bar(total=len(samples), desc="oem scores", unit="query") if progress else None
     for i in range(0, len(samples), batch_size):
         chunk = samples[i:i + batch_size]
         crops, paths = read_crops(chunk), [x.path for x in chunk]
@@ -124,6 +126,10 @@ def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[i
             per[(c, v)]["scores"].append(_scores(model, occ))
             per[(c, v)]["targets"].append(torch.cat([stripe_targets(a[None], b[None], s) for a, b in zip(crops, occ)]))
             per[(c, v)]["coverage"].append(torch.stack([stripe_coverage(a, b, s) for a, b in zip(crops, occ)]))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     out = {"clean_scores": torch.cat(clean_scores).numpy()}
     out["conditions"] = {k: {n: torch.cat(vals).numpy() for n, vals in d.items()} for k, d in per.items()}
     return out
@@ -147,8 +153,8 @@ def _f(x: float, nd: int = 2) -> str:
 
 
 def table(results: Dict[str, Dict]) -> List[str]:
-    lines = ["| model | condition | stripes occluded (NPO rule) | mean score, occluded / visible | AUC | ρ(score, coverage) |",
-             "|---|---|---:|---|---:|---:|"]
+    lines = ["| model | condition | stripes occluded (NPO rule) | mean score, occluded / visible | AUC "
+             "| ρ(score, coverage) |", "|---|---|---:|---|---:|---:|"]
     for name, r in results.items():
         rows = list(r["conditions"].items()) + ([("non-pedestrian, pooled", r["non_pedestrian"])]
                                                 if r["non_pedestrian"] else [])
@@ -186,10 +192,11 @@ def main(argv=None) -> int:
         samples = [ds.query[i] for i in idx]
         results = {}
         for name, model in load_models(a.checkpoint, resolve_device(a.device)).items():
-            print(f"{name}: {len(samples)} queries × (clean + {len(OCCLUSIONS) * len(severities)} occluded)",
+            print(f"{name}: {len(samples)} queries × (clean + NPO + {len(OCCLUSIONS) * len(severities)} occluded)",
                   file=sys.stderr)
             try:
-                results[name] = summarise(measure(model, samples, a.dataset, a.root, severities, a.seed))
+                results[name] = summarise(measure(model, samples, a.dataset, a.root, severities, a.seed,
+                                                  progress=True))
             except ValueError as e:
                 raise ValueError(f"{name}: {e}") from None
     except (ValueError, FileNotFoundError, KeyError, OSError) as e:
