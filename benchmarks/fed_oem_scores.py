@@ -75,8 +75,9 @@ def detection_summary(scores: np.ndarray, targets: np.ndarray, coverage: np.ndar
 
 
 @torch.no_grad()
-def _scores(model, crops: Sequence[torch.Tensor]) -> torch.Tensor:
-    return model.occlusion_scores(model_batch(model, crops)).float().cpu()
+def _scores(model, images: torch.Tensor) -> torch.Tensor:
+    """OEM scores N×S (CPU, float) of a batch at the model's input size."""
+    return model.occlusion_scores(images).float().cpu()
 
 
 class _NPOControl:
@@ -116,14 +117,14 @@ def measure(model, samples: Sequence, dataset: str, root, severities: Sequence[i
         chunk = samples[i:i + batch_size]
         crops, paths = read_crops(chunk), [x.path for x in chunk]
         x = model_batch(model, crops)
-        clean_scores.append(model.occlusion_scores(x).float().cpu())
+        clean_scores.append(_scores(model, x))
         occ, targets, cov = control(x)
-        per[NPO_CONTROL]["scores"].append(model.occlusion_scores(occ).float().cpu())
+        per[NPO_CONTROL]["scores"].append(_scores(model, occ))
         per[NPO_CONTROL]["targets"].append(targets)
         per[NPO_CONTROL]["coverage"].append(cov)
         for c, v in conditions:
             occ = make_variant(crops, paths, Variant(c, v), dataset, root, seed)
-            per[(c, v)]["scores"].append(_scores(model, occ))
+            per[(c, v)]["scores"].append(_scores(model, model_batch(model, occ)))
             per[(c, v)]["targets"].append(torch.cat([stripe_targets(a[None], b[None], s) for a, b in zip(crops, occ)]))
             per[(c, v)]["coverage"].append(torch.stack([stripe_coverage(a, b, s) for a, b in zip(crops, occ)]))
         if bar is not None:

@@ -73,8 +73,8 @@ def _warnings(res, source: str) -> List[str]:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the metrics as JSON to this file.")
 def eval_cmd(features: Optional[str], checkpoint: Optional[str], dataset: Optional[str], root: Optional[str],
-             flip: bool, feature: Optional[str], metric: str, rerank: bool, k1: int, k2: int, lambda_value: float, max_rank: int, tpr: bool,
-             device: Optional[str], json_out: Optional[str]) -> None:
+             flip: bool, feature: Optional[str], metric: str, rerank: bool, k1: int, k2: int, lambda_value: float,
+             max_rank: int, tpr: bool, device: Optional[str], json_out: Optional[str]) -> None:
     """Evaluate re-identification features: CMC (R1/R5/R10), mAP, mINP (see docs/metrics.md).
 
     \b

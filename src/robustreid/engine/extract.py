@@ -197,7 +197,7 @@ def extract_dataset_features(
     if isinstance(checkpoint, nn.Module):
         model, model_name = checkpoint.to(device).eval(), type(checkpoint).__name__
         if feature is not None:  # on the caller's model for this call only
-            before = model.eval_feature if hasattr(model, "eval_features") else None
+            before = getattr(model, "eval_feature", None)
             select_feature(model, feature)
             try:
                 return extract_dataset_features(model, dataset, root, splits=splits, device=device,

@@ -112,7 +112,6 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-
 def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     """Every BatchNorm's running statistics recomputed as the plain average over ``batches`` (images as the model
     takes them), for a model that has not been trained on such images (an untrained model in a speed or parity
