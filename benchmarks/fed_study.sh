@@ -30,6 +30,8 @@
 #   STEPS       [occluded synthetic holistic]   which parts to run
 #   OEM_PRESETS [fed_lite0 fed_lite0_oem]   (the OEM analysis)
 #   OCC_SEVERITIES [1,3]   HOLISTIC [bot_lite0 fed_lite0]   SYNTH_IDS [220]   THREADS [0] (torch threads, 0 = default)
+#   KEEP        [unset]   a repository folder the result files are copied into after each benchmark
+#               (benchmarks/keep_results.py; e.g. benchmarks/results/occluded)
 set -euo pipefail
 
 OUT=${OUT:-runs/occluded}

@@ -2,10 +2,13 @@
 # layout OUT/<dataset>/{models,mix,occlusion}/<preset>, OUT/logs, the synthetic occluded set in OUT/data, resumable
 # training and benchmarking. Expects OUT, STEPS, TRAIN_ARGS, THREADS, OCC_SEVERITIES, SYNTH_IDS and PRESETS set by the
 # study; a study may define bench_extra PRESET DATASET ROOT MODEL_DIR LOG, run after a full (not clean-only) benchmark.
+# With KEEP set (a folder of the repository, e.g. benchmarks/results/occluded) the result files are copied there after
+# each model's benchmark (benchmarks/keep_results.py), so that they outlive the study machine once committed.
 
 # shellcheck source=train_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/train_common.sh"
 
+COMMON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SYNTH="$OUT/data/synth_occluded"
 mkdir -p "$OUT/logs"
 has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -25,6 +28,7 @@ bench_one() {
         echo "[$(stamp)] $ds/$p: clean"
         robustreid bench --checkpoint "$p=$m" --dataset "$ds" --root "$root" --out "$OUT/$ds/mix/$p" \
             --protocols clean --no-progress >> "$log" 2>&1
+        keep_results
         return
     fi
     echo "[$(stamp)] $ds/$p: clean + corruption mix (3 passes; query / gallery / both)"
@@ -35,6 +39,14 @@ bench_one() {
         --mode sweep --corruptions occlusion --severities "$OCC_SEVERITIES" --no-progress >> "$log" 2>&1
     if declare -F bench_extra > /dev/null; then
         bench_extra "$p" "$ds" "$root" "$m" "$log"
+    fi
+    keep_results
+}
+
+# copy the result files into KEEP, when set
+keep_results() {
+    if [ -n "${KEEP:-}" ]; then
+        python "$COMMON_DIR/keep_results.py" --out "$OUT" --to "$KEEP" > /dev/null
     fi
 }
 

@@ -26,6 +26,8 @@
 #   MAPS        [igoas_lite0 igoas_lite0_occmask bot_lite0]   Occluded-Duke models whose maps are drawn on occluded queries
 #   SYNTH_IDS   [220]               identities of the synthetic occluded set (half train), made once in OUT/data
 #   THREADS     [0]                 torch threads of each training (0 = torch's default)
+#   KEEP        [unset]             a repository folder the result files are copied into after each benchmark
+#               (benchmarks/keep_results.py; e.g. benchmarks/results/occluded)
 set -euo pipefail
 
 OUT=${OUT:-runs/occluded}
