@@ -43,10 +43,14 @@ bench_one() {
     keep_results
 }
 
-# copy the result files into KEEP, when set
+# copy the result files into KEEP, when set (the dataset folders' paths written as $DATA)
 keep_results() {
     if [ -n "${KEEP:-}" ]; then
-        python "$COMMON_DIR/keep_results.py" --out "$OUT" --to "$KEEP" > /dev/null
+        local d data=()
+        for d in "${OCC:-}" "${MARKET:-}" "${DUKE:-}"; do
+            if [ -n "$d" ]; then data+=(--data "$d"); fi
+        done
+        python "$COMMON_DIR/keep_results.py" --out "$OUT" --to "$KEEP" "${data[@]}" > /dev/null
     fi
 }
 
