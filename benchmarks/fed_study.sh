@@ -16,7 +16,7 @@
 #
 #   bash benchmarks/fed_study.sh [PRESET ...]             # default: the four presets, baseline and full FED first
 #   python benchmarks/fed_table.py --out runs/occluded     # the ablation tables for docs/benchmarks.md
-#   python benchmarks/occluded_table.py --out runs/occluded --method fed_lite0   # FED in the joint table
+#   python benchmarks/occluded_table.py --out runs/occluded --method fed_lite0 --bar 2   # FED in the joint table
 #
 # It shares the layout, the synthetic set and the defaults of benchmarks/occluded_study.sh (issue #13): with the same
 # OUT the baseline bot_lite0 is trained once for both studies, and FED joins that study's joint occlusion ×

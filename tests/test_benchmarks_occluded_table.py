@@ -40,3 +40,16 @@ def test_joint_table_and_its_png_come_from_the_benchmark_rows(table, tmp_path):
     png = tmp_path / "img" / "joint.png"
     assert table.joint_png(base, "the test set", png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not table.joint_png(tmp_path / "nothing", "nothing", tmp_path / "none.png")
+
+
+def test_bar_lines_judge_the_margin_against_the_bar_given(table, tmp_path):
+    ds = make_dataset(tmp_path / "data")
+    out = tmp_path / "study"
+    for name in ("base", "method"):
+        run_benchmark({name: StripeModel()}, ds, out / "occluded_duke" / "mix" / name, protocols="clean",
+                      evaluator=reference_evaluate, progress=False, examples=0)
+    # the same model under two names: a margin of exactly 0, which misses a bar of +3 and meets a bar of 0
+    assert "+0.0 (misses the bar of +3)" in table.bar_lines(out, "base", "method")[0]
+    assert "+0.0 (meets the bar of +0)" in table.bar_lines(out, "base", "method", need=0.0)[0]
+    assert "+2" in table.bar_lines(out, "base", "method", need=2.0)[0]
+    assert table.bar_lines(out, "base", "absent") == []
