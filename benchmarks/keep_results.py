@@ -10,7 +10,7 @@ Not kept: weights, images, caches, logs. ``benchmarks/occluded_table.py --out`` 
 read the kept folder as they read the study's. A resumed benchmark only adds cells, so a kept ``results.csv`` is
 replaced only by one that holds every cell it has; one that would lose cells is refused (the file is named) and
 nothing is copied. Paths of this machine are not kept: the study folder is written as ``$OUT`` and each ``--data``
-folder as ``$DATA`` in the kept files (commands and checkpoint or dataset paths in ``run.json`` and the JSON).
+folder as ``$DATA/<its name>`` (``$DATA/Occluded_Duke``: which dataset stays readable) in the kept files (commands and checkpoint or dataset paths in ``run.json`` and the JSON).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def plan(out: Path, to: Path, subs: dict) -> list:
 
 def keep(out: Path, to: Path, data=()) -> list:
     """Copy the study's result files from ``out`` into ``to``, this machine's paths of ``out`` and the ``data``
-    folders replaced by ``$OUT`` / ``$DATA``; returns the destinations written."""
-    subs = {str(Path(d).resolve()): "$DATA" for d in data}
+    folders replaced by ``$OUT`` / ``$DATA/<the folder's name>``; returns the destinations written."""
+    subs = {str(Path(d).resolve()): f"$DATA/{Path(d).resolve().name}" for d in data}
     subs[str(out.resolve())] = "$OUT"
     todo = plan(out, to, subs)
     for _, dst, text in todo:
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="the study folder (OUT of the study script)")
     ap.add_argument("--to", type=Path, required=True, help="the folder in the repository to keep them in")
     ap.add_argument("--data", type=Path, action="append", default=[],
-                    help="a dataset folder whose path is written as $DATA in the kept files (repeatable)")
+                    help="a dataset folder whose path is written as $DATA/<its name> in the kept files (repeatable)")
     args = ap.parse_args(argv)
     if not args.out.is_dir():
         print(f"keep_results: {args.out} is not a folder", file=sys.stderr)

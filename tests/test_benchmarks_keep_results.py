@@ -53,7 +53,7 @@ def _files(root):
 
 def test_keeps_the_result_files_in_the_study_layout_and_nothing_else(kr, tmp_path):
     out, to = _study(tmp_path / "study"), tmp_path / "kept"
-    written = kr.keep(out, to, data=["/data"])
+    written = kr.keep(out, to, data=["/data/Occluded_Duke", "/data/market1501"])
     assert _files(to) == ["occluded_duke/features/oem_fed_lite0.json",
                           "occluded_duke/mix/fed_lite0/results.csv", "occluded_duke/mix/fed_lite0/run.json",
                           "occluded_duke/occlusion/fed_lite0/results.csv"]
@@ -67,7 +67,7 @@ def test_keeps_the_result_files_in_the_study_layout_and_nothing_else(kr, tmp_pat
     # the tables read the kept folder as the study's: the same rows
     assert read_results(to / "occluded_duke" / "mix" / "fed_lite0") == read_results(out / "occluded_duke" / "mix"
                                                                                      / "fed_lite0")
-    assert kr.keep(out, to, data=["/data"]) == []  # nothing changed: nothing written
+    assert kr.keep(out, to, data=["/data/Occluded_Duke", "/data/market1501"]) == []  # nothing changed: nothing written
 
 
 def test_a_resumed_benchmark_with_more_cells_replaces_the_kept_one(kr, tmp_path):
