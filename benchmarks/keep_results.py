@@ -10,7 +10,8 @@ Not kept: weights, images, caches, logs. ``benchmarks/occluded_table.py --out`` 
 read the kept folder as they read the study's. A resumed benchmark only adds cells, so a kept ``results.csv`` is
 replaced only by one that holds every cell it has; one that would lose cells is refused (the file is named) and
 nothing is copied. Paths of this machine are not kept: the study folder is written as ``$OUT`` and each ``--data``
-folder as ``$DATA/<its name>`` (``$DATA/Occluded_Duke``: which dataset stays readable) in the kept files (commands and checkpoint or dataset paths in ``run.json`` and the JSON).
+folder as ``$DATA/<its name>`` (``$DATA/Occluded_Duke``: which dataset stays readable) in the kept files (commands
+and checkpoint or dataset paths in ``run.json`` and the JSON).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def plan(out: Path, to: Path, subs: dict) -> list:
 def keep(out: Path, to: Path, data=()) -> list:
     """Copy the study's result files from ``out`` into ``to``, this machine's paths of ``out`` and the ``data``
     folders replaced by ``$OUT`` / ``$DATA/<the folder's name>``; returns the destinations written."""
-    subs = {str(Path(d).resolve()): f"$DATA/{Path(d).resolve().name}" for d in data}
+    folders = [Path(d).resolve() for d in data]
+    subs = {str(f): f"$DATA/{f.name}" for f in folders}
     subs[str(out.resolve())] = "$OUT"
     todo = plan(out, to, subs)
     for _, dst, text in todo:

@@ -43,7 +43,7 @@ bench_one() {
     keep_results
 }
 
-# copy the result files into KEEP, when set (the dataset folders' paths written as $DATA)
+# copy the result files into KEEP, when set (each dataset folder's path written as $DATA/<its name>)
 keep_results() {
     if [ -n "${KEEP:-}" ]; then
         local d data=()

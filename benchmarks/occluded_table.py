@@ -128,14 +128,14 @@ def bar_lines(out: Path, baseline: str, method: str, need: float = 3.0, holistic
     """The method's clean mAP minus the baseline's, against the bar: ``need`` on Occluded-Duke (IGOAS, issue #13: +3;
     FED, issue #14: +2) and ``holistic_need`` on Market-1501."""
     lines = []
-    for ds, title, need in (("occluded_duke", "Occluded-Duke", need), ("market1501", "Market-1501", holistic_need)):
+    for ds, title, bar in (("occluded_duke", "Occluded-Duke", need), ("market1501", "Market-1501", holistic_need)):
         b = _summaries(out / ds / "mix" / baseline, baseline).get(("clean", "clean"))
         m = _summaries(out / ds / "mix" / method, method).get(("clean", "clean"))
         if b and m:
             d = 100 * (m["mAP"] - b["mAP"])
-            verdict = "meets" if d >= need else "misses"
+            verdict = "meets" if d >= bar else "misses"
             lines.append(f"- {title}: `{method}` {_pct(m['mAP'])} mAP vs `{baseline}` {_pct(b['mAP'])}: "
-                         f"{d:+.1f} ({verdict} the bar of {need:+.0f})")
+                         f"{d:+.1f} ({verdict} the bar of {bar:+.0f})")
     return lines
 
 
