@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the occlusion study's readers and cells: the same folders, the same table conventions
-from occluded_table import _clean_cell, _occlusion, _summaries  # noqa: E402
+from occluded_table import _clean_cell, _occlusion_means, _summaries  # noqa: E402
+from occluded_table import _models as _set_models  # noqa: E402
 from occluded_table import bar_lines as _occluded_bar_lines  # noqa: E402
 from study_table import _pct, _pm  # noqa: E402
 
@@ -34,8 +34,9 @@ OEM_PREFIX = "oem_"  # features/oem_<model>.json: benchmarks/fed_oem_scores.py
 SET_NAMES = {"occluded_duke": "Occluded-Duke", "synthetic": "synthetic occluded set", "market1501": "Market-1501"}
 
 
-def _models(folder: Path, others: bool = False):
-    found = [p.name for p in folder.iterdir() if (p / "results.csv").is_file()] if folder.is_dir() else []
+def _models(base: Path, others: bool = False):
+    """The models benchmarked on the set folder ``base``: the ablation's in its order, then (``others``) the rest."""
+    found = _set_models(base)
     return [m for m in ORDER if m in found] + (sorted(m for m in found if m not in ORDER) if others else [])
 
 
@@ -44,16 +45,14 @@ def set_table(out: Path, name: str, severities=(1, 3), others: bool = False) -> 
             + " | ".join(f"occl. both sev {s}" for s in severities) + " |")
     lines = [f"**{SET_NAMES.get(name, name)}**", "", head, "|" + "---|" * (head.count(" | ") + 1)]
     prev = None
-    for m in _models(out / name / "mix", others):
+    for m in _models(out / name, others):
         summ = _summaries(out / name / "mix" / m, m)
         c, both, query = summ.get(("clean", "clean")), summ.get(("both", "mix")), summ.get(("query", "mix"))
-        occ: dict = {}
-        for (_, sev), v in _occlusion(out / name / "occlusion" / m, m).items():
-            occ.setdefault(sev, []).append(v)
+        occ = _occlusion_means(out / name / "occlusion" / m, m)
         delta = "—" if c is None or prev is None or m not in ORDER else f"{100 * (c['mAP'] - prev):+.1f}"
         cells = [f"`{m}`", _clean_cell(c), delta,
                  _pm(both, "R1"), _pm(both, "mAP"), f"{both['retained_mAP']:.3f}" if both and c else "—",
-                 _pm(query, "mAP")] + [_pct(statistics.fmean(occ[s])) if s in occ else "—" for s in severities]
+                 _pm(query, "mAP")] + [_pct(occ[s]) if s in occ else "—" for s in severities]
         lines.append("| " + " | ".join(cells) + " |")
         if m in ORDER:  # the next ablation step is compared with this one
             prev = c["mAP"] if c else None
@@ -104,7 +103,7 @@ def oem_table(out: Path, sets) -> list:
 
 def holistic_table(out: Path) -> list:
     lines = ["| model (trained and tested on Market-1501) | clean R1 / mAP / mINP |", "|---|---|"]
-    for m in _models(out / "market1501" / "mix"):
+    for m in _models(out / "market1501"):
         c = _summaries(out / "market1501" / "mix" / m, m).get(("clean", "clean"))
         lines.append(f"| `{m}` | {_clean_cell(c)} |")
     return lines if len(lines) > 2 else []

@@ -42,6 +42,14 @@ def _occlusion(folder: Path, model: str):
             if r["model"] == model and r["protocol"] == "both"}
 
 
+def _occlusion_means(folder: Path, model: str) -> dict:
+    """severity -> the mean mAP over the occluders (both sides) at that severity."""
+    by_sev: dict = {}
+    for (_, sev), v in _occlusion(folder, model).items():
+        by_sev.setdefault(sev, []).append(v)
+    return {sev: statistics.fmean(vs) for sev, vs in by_sev.items()}
+
+
 def _models(base: Path):
     mix = base / "mix"
     return sorted(p.name for p in mix.iterdir() if (p / "results.csv").is_file()) if mix.is_dir() else []
@@ -96,14 +104,11 @@ def occluded_tables(base: Path, title: str) -> list:
     for m in models:
         s = _summaries(base / "mix" / m, m)
         c, mix = s.get(("clean", "clean")), {p: s.get((p, "mix")) for p in ("query", "gallery", "both")}
-        by_sev: dict = {}
-        for (_, sev), v in _occlusion(base / "occlusion" / m, m).items():
-            by_sev.setdefault(sev, []).append(v)
+        occ = _occlusion_means(base / "occlusion" / m, m)
         cells = [f"`{m}`", _clean_cell(c), _pm(mix["both"], "R1"), _pm(mix["both"], "mAP"),
                  f"{mix['both']['retained_mAP']:.3f}" if mix["both"] and c else "—",
                  _pm(mix["query"], "mAP"), _pm(mix["gallery"], "mAP"),
-                 _pct(statistics.fmean(by_sev[1])) if 1 in by_sev else "—",
-                 _pct(statistics.fmean(by_sev[3])) if 3 in by_sev else "—"]
+                 _pct(occ[1]) if 1 in occ else "—", _pct(occ[3]) if 3 in occ else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"mAP on {title}: clean, corruption mix and synthetic occluders (both sides) on top of it", "",
               "| condition | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
