@@ -30,11 +30,22 @@ def test_results_in_order_on_worker_threads(two_threads):
         return i * i
 
     assert P.parallel_map(fn, range(9)) == [i * i for i in range(9)]
-    # (thread, intra-op threads, in_worker) per item, shown if this fails: it failed once in CI (2026-12-05) and
-    # did not again in isolation, so a failure should say which of the three went wrong
     assert all(t != main and n == 1 and w for t, n, w in seen), [(t == main, n, w) for t, n, w in seen]
     assert torch.get_num_threads() == 2  # restored for the caller
     assert not P.in_worker()
+
+
+def test_a_worker_that_started_idle_still_runs_on_one_intraop_thread(two_threads, monkeypatch):
+    """A worker made in one call that ran no torch op there reads the caller's restored thread count at its first
+    torch call (torch initialises a thread's count lazily): its pieces in the next call must still get one
+    intra-op thread. (This was a CI flake of the test above: it depended on which earlier test made the pool.)"""
+    monkeypatch.setattr(P, "_pool", None)
+    monkeypatch.setattr(P, "_pool_key", (0, 0))
+    P.parallel_map(lambda i: i, range(4), threads=2)  # the workers start; no torch call in them
+    assert torch.get_num_threads() == 2
+    counts = P.parallel_map(lambda i: torch.get_num_threads(), range(8), threads=2)
+    assert counts == [1] * 8
+    assert torch.get_num_threads() == 2
 
 
 def test_one_thread_runs_in_the_caller_and_errors_propagate(two_threads):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
@@ -25,9 +26,18 @@ _pool: Optional[ThreadPoolExecutor] = None
 _pool_key: Tuple[int, int] = (0, 0)  # (process id, workers) the pool was made for
 
 
-def _one_intraop_thread() -> None:
+def _mark_worker() -> None:
     _worker.active = True
-    torch.set_num_threads(1)
+
+
+def _on_one_intraop_thread(fn: Callable[[T], R], x: T) -> R:
+    """``fn(x)`` with this thread's torch on one intra-op thread. Set per piece, not once when the thread starts:
+    a thread's first torch call re-reads the process-wide thread count (which the caller restores after every
+    map), so a worker that started in one call but ran no torch op there would run the next call's pieces with
+    the caller's count — two OpenMP teams of two on two cores."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return fn(x)
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -39,7 +49,7 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     with _pool_lock:
         if _pool is None or _pool_key != key:
             old, same_process = _pool, _pool_key[0] == key[0]
-            _pool = ThreadPoolExecutor(max_workers=workers, initializer=_one_intraop_thread,
+            _pool = ThreadPoolExecutor(max_workers=workers, initializer=_mark_worker,
                                        thread_name_prefix="robustreid-worker")
             _pool_key = key
             if old is not None and same_process:
@@ -62,9 +72,9 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], threads: Optional[int
         return [fn(x) for x in items]
     own = torch.get_num_threads()
     try:
-        return list(_thread_pool(threads).map(fn, items))
+        return list(_thread_pool(threads).map(partial(_on_one_intraop_thread, fn), items))
     finally:
-        torch.set_num_threads(own)  # a new worker's set_num_threads(1) also changed torch's process-wide default
+        torch.set_num_threads(own)  # a worker's set_num_threads(1) also changed torch's process-wide default
 
 
 __all__ = ["in_worker", "parallel_map"]
