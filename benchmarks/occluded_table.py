@@ -2,6 +2,7 @@
 """Markdown tables of the occlusion study written by ``benchmarks/occluded_study.sh``.
 
     python benchmarks/occluded_table.py [--out runs/occluded] [--baseline bot_lite0] [--method igoas_lite0] [--bar 3] [--png DIR]
+        [--models a,b,c]
 
 Per occluded dataset (Occluded-Duke, the synthetic occluded set), one row per model: clean R1 / mAP / mINP; the
 corruption mix (both sides, mean ± std over the passes), its retained fraction of the clean mAP, query-only and
@@ -10,6 +11,7 @@ gallery-only mix mAP; the mean mAP over the occluders with both sides occluded, 
 holistic sets (Market-1501, DukeMTMC-reID, clean) and the issue's bar: the method's clean mAP minus the baseline's
 on Occluded-Duke (bar: >= 3, ``--bar``) and on Market-1501 (bar: >= 0). A missing part shows "—". With ``--png DIR`` the joint
 table of each occluded set is also drawn as a heat-map, DIR/joint_<dataset>.png (conditions × models, mAP %).
+``--models`` limits the tables and the drawing to the named models, in that order.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ def _occlusion_means(folder: Path, model: str) -> dict:
     return {sev: statistics.fmean(vs) for sev, vs in by_sev.items()}
 
 
-def _models(base: Path):
+def _models(base: Path, only=None):
+    """The models with results under ``base``, sorted; with ``only`` (names), those of them in that order."""
     mix = base / "mix"
-    return sorted(p.name for p in mix.iterdir() if (p / "results.csv").is_file()) if mix.is_dir() else []
+    have = sorted(p.name for p in mix.iterdir() if (p / "results.csv").is_file()) if mix.is_dir() else []
+    return have if only is None else [m for m in only if m in have]
 
 
 def _clean_cell(c) -> str:
@@ -79,11 +83,12 @@ def _label(key) -> str:
     return key[1] if key[0] == 0 else f"{key[1]} {key[2]}"
 
 
-def joint_png(base: Path, title: str, path: Path) -> bool:
-    """Draw the joint table of ``base`` as a heat-map PNG at ``path``; False when there is nothing to draw."""
+def joint_png(base: Path, title: str, path: Path, only=None) -> bool:
+    """Draw the joint table of ``base`` (its models, or those of ``only`` in that order) as a heat-map PNG at
+    ``path``; False when there is nothing to draw."""
     from robustreid.viz.plots import heatmap
 
-    models = _models(base)
+    models = _models(base, only)
     joint = joint_table(base, models)
     if not joint:
         return False
@@ -94,8 +99,8 @@ def joint_png(base: Path, title: str, path: Path) -> bool:
     return True
 
 
-def occluded_tables(base: Path, title: str) -> list:
-    models = _models(base)
+def occluded_tables(base: Path, title: str, only=None) -> list:
+    models = _models(base, only)
     if not models:
         return []
     head = ("| model | clean R1 / mAP / mINP | both mix R1 | both mix mAP | retained | query mix mAP | "
@@ -117,8 +122,9 @@ def occluded_tables(base: Path, title: str) -> list:
     return lines + [""]
 
 
-def holistic_table(out: Path) -> list:
-    models = sorted({m for ds, _ in HOLISTIC for m in _models(out / ds)})
+def holistic_table(out: Path, only=None) -> list:
+    have = {m for ds, _ in HOLISTIC for m in _models(out / ds, only)}
+    models = sorted(have) if only is None else [m for m in only if m in have]
     if not models:
         return []
     lines = ["| model | " + " | ".join(f"{t} R1 / mAP / mINP" for _, t in HOLISTIC) + " |",
@@ -155,14 +161,16 @@ def main(argv=None) -> int:
                     help="the clean mAP margin over the baseline on Occluded-Duke that the method must reach "
                          "(default 3: IGOAS's; FED's is 2)")
     ap.add_argument("--png", type=Path, help="also draw each occluded set's joint table to DIR/joint_<dataset>.png")
+    ap.add_argument("--models", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
+                    help="comma-separated models to show, in this order (default: every model of the folder)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     lines = []
     for ds, title in OCCLUDED:
-        lines += occluded_tables(out / ds, title)
-        if args.png and joint_png(out / ds, title, args.png / f"joint_{ds}.png"):
+        lines += occluded_tables(out / ds, title, args.models)
+        if args.png and joint_png(out / ds, title, args.png / f"joint_{ds}.png", args.models):
             print(f"wrote {args.png / f'joint_{ds}.png'}", file=sys.stderr)
-    lines += holistic_table(out)
+    lines += holistic_table(out, args.models)
     lines += bar_lines(out, args.baseline, args.method, need=args.bar)
     if not lines:
         print(f"occluded_table: no results under {out}: run benchmarks/occluded_study.sh first", file=sys.stderr)

@@ -53,3 +53,19 @@ def test_bar_lines_judge_the_margin_against_the_bar_given(table, tmp_path):
     assert "+0.0 (meets the bar of +0)" in table.bar_lines(out, "base", "method", need=0.0)[0]
     assert "+2" in table.bar_lines(out, "base", "method", need=2.0)[0]
     assert table.bar_lines(out, "base", "absent") == []
+
+
+def test_models_option_limits_and_orders_the_tables(table, tmp_path, capsys):
+    ds = make_dataset(tmp_path / "data")
+    out = tmp_path / "study"
+    for name in ("alpha", "beta", "gamma"):
+        run_benchmark({name: StripeModel()}, ds, out / "occluded_duke" / "mix" / name, protocols="clean",
+                      evaluator=reference_evaluate, progress=False, examples=0)
+    assert table._models(out / "occluded_duke") == ["alpha", "beta", "gamma"]
+    assert table._models(out / "occluded_duke", ["gamma", "absent", "alpha"]) == ["gamma", "alpha"]
+    assert table.main(["--out", str(out), "--models", "gamma, alpha"]) == 0
+    text = capsys.readouterr().out
+    rows = [ln.split(" | ")[0] for ln in text.splitlines() if ln.startswith("| `")]
+    assert rows == ["| `gamma`", "| `alpha`"]  # the per-model table, in the order given, without beta
+    header = [ln for ln in text.splitlines() if ln.startswith("| condition |")][0]
+    assert header.index("`gamma`") < header.index("`alpha`") and "`beta`" not in header
